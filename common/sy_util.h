@@ -1,0 +1,40 @@
+/* common/sy_util.h - small helpers every binary needs: abort-on-OOM allocation for small
+ * fixed-size objects, monotonic and wall clocks, strict number parsing, host:port parsing.
+ * All functions are thread-safe and keep no state.
+ */
+#ifndef SY_UTIL_H
+#define SY_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define SY_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Allocation for small, fixed-size objects: aborts the process when memory runs out.
+ * Input-sized allocations must use plain malloc and handle NULL (STYLE.md). */
+void *sy_xmalloc(size_t n);
+void *sy_xcalloc(size_t count, size_t n);
+void *sy_xrealloc(void *p, size_t n);
+char *sy_xstrdup(const char *s);
+char *sy_xstrndup(const char *s, size_t n);
+
+/* Returns a heap string formatted like printf (abort on OOM). Caller frees. */
+char *sy_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Monotonic clock in microseconds (CLOCK_MONOTONIC). */
+uint64_t sy_now_us(void);
+/* Wall clock in microseconds since the epoch (CLOCK_REALTIME). */
+uint64_t sy_wall_us(void);
+
+/* Parses all of <s> as a base-10 integer within [min, max]. Returns 0, or -EINVAL. */
+int sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Splits "HOST:PORT" or "[V6]:PORT" into host (NUL-terminated, at most <hostlen>-1 chars)
+ * and port (0-65535). Returns 0, or -EINVAL. */
+int sy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
+
+/* Case-insensitive comparison of <a> (length <alen>) with the NUL-terminated <b>. */
+bool sy_strcaseeq_n(const char *a, size_t alen, const char *b);
+
+#endif
