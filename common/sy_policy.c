@@ -1,0 +1,1270 @@
+/* common/sy_policy.c - the policy compiler: YAML/JSON text -> an immutable struct sy_policy.
+ *
+ * The source becomes one cJSON tree (sy_yaml_load), which is checked field by field against
+ * the schema in docs/policy.md while the compiled policy is filled in. Checking never stops
+ * at the first problem: every error is collected with the path of its field and all of them
+ * are returned together, so an operator fixes a policy in one round. Cross references are
+ * resolved through the name indexes as soon as the list they point into is compiled
+ * (providers, then models, then routes), so each section can name what it refers to.
+ *
+ * Ownership: the compiler owns the policy until it returns it with refcount 1; from then on
+ * it is never written again, lookups are plain reads, and any thread may use it while it
+ * holds a reference. The last sy_policy_unref() frees it.
+ *
+ * Memory: every allocation here is proportional to the source, which is capped at
+ * SY_POLICY_MAX_BYTES before parsing, so the abort-on-OOM helpers are used throughout.
+ */
+#include "sy_policy.h"
+#include "sy_json.h"
+#include "sy_util.h"
+#include "sy_yaml.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <openssl/evp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#define MAX_ERRORS 100        /* reported individually; the rest are counted */
+#define NAME_MAX_LEN 256      /* provider, model, route names and upstream models */
+#define ENV_NAME_MAX_LEN 256  /* api_key_env */
+#define URL_MAX_LEN 2048      /* base_url */
+#define MAX_HEADERS 64        /* per provider */
+#define HEADER_VALUE_MAX 8192 /* bytes */
+#define MAX_WEIGHT 1000000    /* per target */
+#define MAX_PRICE 1000000.0   /* USD per million tokens */
+#define QUOTE_SRC_MAX 64      /* user text shown in a message, in source bytes */
+#define QUOTE_BUF (QUOTE_SRC_MAX * 4 + 8)
+#define LIST_BUF 256 /* "expected one of: ..." lists */
+/* Paths hold only schema keys and indexes, so they have fixed bounds: "routes[<size_t>]",
+ * then one more key, then one more index. */
+#define PATH_BUF 48
+#define SUBPATH_BUF (PATH_BUF + 48)
+#define ITEM_PATH_BUF (SUBPATH_BUF + 32)
+
+/* API families the data plane has an adapter for. Adding one: a line here and its value in
+ * enum sy_provider_kind. */
+static const struct {
+    const char *name;
+    enum sy_provider_kind kind;
+} provider_kinds[] = {
+    {"openai", SY_PROVIDER_OPENAI},
+};
+
+/* Headers the proxy itself must control, because they frame the upstream message. */
+static const char *const reserved_headers[] = {
+    "connection", "content-length",    "keep-alive", "te",
+    "trailer",    "transfer-encoding", "upgrade",    NULL,
+};
+
+static const char *const top_keys[] = {"providers", "models", "routes", "server", NULL};
+static const char *const provider_keys[] = {
+    "name", "kind", "base_url", "api_key_env", "headers", "connect_timeout_ms", "timeout_ms", NULL,
+};
+static const char *const model_keys[] = {"name", "provider", "upstream_model", "pricing", NULL};
+static const char *const pricing_keys[] = {"input_per_mtok", "output_per_mtok",
+                                           "cached_input_per_mtok", NULL};
+static const char *const route_keys[] = {"name", "match", "targets", NULL};
+static const char *const match_keys[] = {"model", NULL};
+static const char *const target_keys[] = {"model", "weight", NULL};
+static const char *const server_keys[] = {"max_body_bytes",  "header_timeout_ms", "body_timeout_ms",
+                                          "idle_timeout_ms", "max_connections",   NULL};
+
+/* State of one compilation. */
+struct compiler {
+    struct sy_policy *pol;
+    char *errs; /* collected messages, '\n'-separated */
+    size_t errs_len;
+    unsigned n_errs;
+    struct sy_name_index route_names; /* only to find duplicate route names */
+};
+
+/* The array a name index points into: entries of <stride> bytes whose key is the char *
+ * at offset <off>. Lets one index implementation serve providers, models and routes. */
+struct table {
+    const void *base;
+    size_t stride;
+    size_t off;
+};
+
+/* ---- name indexes ---------------------------------------------------------------------- */
+
+static uint64_t fnv1a(const char *s)
+{
+    uint64_t h = 14695981039346656037ull;
+
+    while (*s) {
+        h ^= (unsigned char)*s++;
+        h *= 1099511628211ull;
+    }
+    return h;
+}
+
+static const char *table_key(const struct table *t, size_t i)
+{
+    return *(char *const *)((const char *)t->base + i * t->stride + t->off);
+}
+
+static struct table provider_table(const struct sy_policy *pol)
+{
+    return (struct table){pol->providers, sizeof(struct sy_provider),
+                          offsetof(struct sy_provider, name)};
+}
+
+static struct table model_table(const struct sy_policy *pol)
+{
+    return (struct table){pol->models, sizeof(struct sy_model), offsetof(struct sy_model, name)};
+}
+
+static struct table route_table(const struct sy_policy *pol)
+{
+    return (struct table){pol->routes, sizeof(struct sy_route),
+                          offsetof(struct sy_route, match_model)};
+}
+
+static struct table route_name_table(const struct sy_policy *pol)
+{
+    return (struct table){pol->routes, sizeof(struct sy_route), offsetof(struct sy_route, name)};
+}
+
+/* Sizes <ix> for <n> entries: a power of two at least twice <n>, so probes stay short and
+ * always reach an empty slot. */
+static void index_init(struct sy_name_index *ix, size_t n)
+{
+    size_t cap = 4;
+
+    while (cap < 2 * n)
+        cap <<= 1;
+    ix->slots = sy_xcalloc(cap, sizeof(*ix->slots));
+    ix->mask = cap - 1;
+}
+
+/* Returns the entry of <t> named <name>, or SIZE_MAX. */
+static size_t index_find(const struct sy_name_index *ix, const struct table *t, const char *name)
+{
+    size_t i;
+
+    if (!ix->slots || !name)
+        return SIZE_MAX;
+    for (i = fnv1a(name) & ix->mask; ix->slots[i]; i = (i + 1) & ix->mask) {
+        size_t e = ix->slots[i] - 1;
+
+        if (strcmp(table_key(t, e), name) == 0)
+            return e;
+    }
+    return SIZE_MAX;
+}
+
+/* Adds entry <e> of <t> under its key. Returns SIZE_MAX, or the entry that already has the
+ * key (then nothing is added). */
+static size_t index_insert(struct sy_name_index *ix, const struct table *t, size_t e)
+{
+    const char *name = table_key(t, e);
+    size_t i;
+
+    for (i = fnv1a(name) & ix->mask; ix->slots[i]; i = (i + 1) & ix->mask)
+        if (strcmp(table_key(t, ix->slots[i] - 1), name) == 0)
+            return ix->slots[i] - 1;
+    ix->slots[i] = (uint32_t)(e + 1);
+    return SIZE_MAX;
+}
+
+/* ---- error collection ------------------------------------------------------------------ */
+
+/* Records one error as "<path>.<key>: <message>" (or "<path>: ..." without <key>, or
+ * "policy: ..." at the top). User text must come through quote(). */
+static void errf(struct compiler *c, const char *path, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void errf(struct compiler *c, const char *path, const char *key, const char *fmt, ...)
+{
+    char msg[1024];
+    char *line;
+    size_t n;
+    va_list ap;
+
+    if (++c->n_errs > MAX_ERRORS)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!*path && !key)
+        line = sy_xasprintf("policy: %s", msg);
+    else
+        line = sy_xasprintf("%s%s%s: %s", path, *path && key ? "." : "", key ? key : "", msg);
+    n = strlen(line);
+    c->errs = sy_xrealloc(c->errs, c->errs_len + n + 2);
+    if (c->errs_len)
+        c->errs[c->errs_len++] = '\n';
+    memcpy(c->errs + c->errs_len, line, n + 1);
+    c->errs_len += n;
+    free(line);
+}
+
+/* Writes <s> double-quoted into <buf> (QUOTE_BUF bytes) with control characters escaped
+ * and long text clipped, so a message stays on its line and a hostile value stays short. */
+static const char *quote(char *buf, const char *s)
+{
+    size_t n = 0, i;
+
+    buf[n++] = '"';
+    for (i = 0; s[i] && i < QUOTE_SRC_MAX; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            n += (size_t)snprintf(buf + n, QUOTE_BUF - n, "\\x%02x", ch);
+        } else {
+            buf[n++] = (char)ch;
+        }
+    }
+    if (s[i]) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
+}
+
+/* Joins a NULL-terminated word list with ", " into <buf> (LIST_BUF bytes). */
+static const char *join_words(char *buf, const char *const *words)
+{
+    size_t n = 0;
+
+    buf[0] = '\0';
+    for (; *words && n < LIST_BUF; words++) {
+        int w = snprintf(buf + n, LIST_BUF - n, "%s%s", n ? ", " : "", *words);
+        if (w < 0)
+            break;
+        n += (size_t)w;
+    }
+    return buf;
+}
+
+/* Type names as an operator writing YAML thinks of them. */
+static const char *type_name(const cJSON *it)
+{
+    if (cJSON_IsNull(it))
+        return "null";
+    if (cJSON_IsBool(it))
+        return "a boolean";
+    if (cJSON_IsNumber(it))
+        return "a number";
+    if (cJSON_IsString(it))
+        return "a string";
+    if (cJSON_IsArray(it))
+        return "a list";
+    if (cJSON_IsObject(it))
+        return "a mapping";
+    return "an invalid value";
+}
+
+/* ---- typed field readers --------------------------------------------------------------- */
+
+/* Reports every key of <obj> that the schema does not know (typos must not pass silently)
+ * and known keys given twice (possible in trees that did not come through our parsers). */
+static void check_keys(struct compiler *c, const cJSON *obj, const char *path,
+                       const char *const *allowed)
+{
+    char q[QUOTE_BUF], list[LIST_BUF];
+    uint64_t seen = 0;
+    const cJSON *it;
+    size_t k;
+
+    for (it = obj->child; it; it = it->next) {
+        const char *key = it->string ? it->string : "";
+
+        for (k = 0; allowed[k] && strcmp(allowed[k], key) != 0; k++)
+            ;
+        if (!allowed[k]) {
+            errf(c, path, NULL, "unknown key %s (expected one of: %s)", quote(q, key),
+                 join_words(list, allowed));
+        } else if (seen & (1ull << k)) {
+            errf(c, path, key, "given more than once");
+        } else {
+            seen |= 1ull << k;
+        }
+    }
+}
+
+/* Returns <obj>'s value for <key>, treating an explicit null like an absent key (YAML's
+ * `key:` with nothing after it). */
+static const cJSON *field(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return cJSON_IsNull(it) ? NULL : it;
+}
+
+static bool has_control_chars(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)*s < 0x20 || *s == 0x7f)
+            return true;
+    return false;
+}
+
+/* Returns the string value of <key>, or NULL (absent, or wrong type: reported). */
+static const char *get_str(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                           bool required)
+{
+    const cJSON *it = field(obj, key);
+
+    if (!it) {
+        if (required)
+            errf(c, path, key, "is required");
+        return NULL;
+    }
+    if (!cJSON_IsString(it)) {
+        errf(c, path, key, "expected a string, got %s", type_name(it));
+        return NULL;
+    }
+    return it->valuestring;
+}
+
+/* Like get_str, for names: non-empty, at most NAME_MAX_LEN bytes, no control characters
+ * (names end up in response headers and logs). Returns NULL when absent or invalid. */
+static const char *get_name(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                            bool required)
+{
+    const char *s = get_str(c, obj, path, key, required);
+
+    if (!s)
+        return NULL;
+    if (!*s) {
+        errf(c, path, key, "must not be empty");
+        return NULL;
+    }
+    if (strlen(s) > NAME_MAX_LEN) {
+        errf(c, path, key, "is longer than %d bytes", NAME_MAX_LEN);
+        return NULL;
+    }
+    if (has_control_chars(s)) {
+        errf(c, path, key, "must not contain control characters");
+        return NULL;
+    }
+    return s;
+}
+
+/* Returns the integer value of <key> within [min, max], or <def> when absent or invalid
+ * (invalid values are reported). */
+static uint64_t get_uint(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                         uint64_t min, uint64_t max, uint64_t def)
+{
+    const cJSON *it = field(obj, key);
+    double v;
+
+    if (!it)
+        return def;
+    if (!cJSON_IsNumber(it)) {
+        errf(c, path, key, "expected an integer, got %s", type_name(it));
+        return def;
+    }
+    v = it->valuedouble;
+    if (!isfinite(v) || v < (double)min || v > (double)max) {
+        errf(c, path, key, "must be between %llu and %llu, got %.17g", (unsigned long long)min,
+             (unsigned long long)max, v);
+        return def;
+    }
+    if ((double)(uint64_t)v != v) { /* in range, so the cast is defined */
+        errf(c, path, key, "expected an integer, got %.17g", v);
+        return def;
+    }
+    return (uint64_t)v;
+}
+
+/* Returns the price at <key> (USD per million tokens, 0..MAX_PRICE), or 0. */
+static double get_price(struct compiler *c, const cJSON *obj, const char *path, const char *key)
+{
+    const cJSON *it = field(obj, key);
+
+    if (!it)
+        return 0;
+    if (!cJSON_IsNumber(it)) {
+        errf(c, path, key, "expected a number, got %s", type_name(it));
+        return 0;
+    }
+    if (!isfinite(it->valuedouble) || it->valuedouble < 0 || it->valuedouble > MAX_PRICE) {
+        errf(c, path, key, "must be between 0 and %.0f, got %.17g", MAX_PRICE, it->valuedouble);
+        return 0;
+    }
+    return it->valuedouble;
+}
+
+/* Returns the mapping at <key> (or <obj> itself when <key> is NULL), or NULL when absent or
+ * of another type (reported). */
+static const cJSON *get_map(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                            bool required)
+{
+    const cJSON *it = key ? field(obj, key) : obj;
+
+    if (!it) {
+        if (required)
+            errf(c, path, key, "is required");
+        return NULL;
+    }
+    if (!cJSON_IsObject(it)) {
+        errf(c, path, key, "expected a mapping, got %s", type_name(it));
+        return NULL;
+    }
+    return it;
+}
+
+/* Returns the list at <key>, or NULL when absent or of another type (reported). Sets *n. */
+static const cJSON *get_list(struct compiler *c, const cJSON *obj, const char *path,
+                             const char *key, bool required, size_t *n)
+{
+    const cJSON *it = field(obj, key);
+
+    *n = 0;
+    if (!it) {
+        if (required)
+            errf(c, path, key, "is required (a non-empty list)");
+        return NULL;
+    }
+    if (!cJSON_IsArray(it)) {
+        errf(c, path, key, "expected a list, got %s", type_name(it));
+        return NULL;
+    }
+    *n = sy_json_count(it);
+    return it;
+}
+
+/* ---- providers ------------------------------------------------------------------------- */
+
+static bool is_token_char(unsigned char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static bool is_env_name(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+static void compile_kind(struct compiler *c, const cJSON *obj, const char *path,
+                         struct sy_provider *p)
+{
+    const char *kind = get_str(c, obj, path, "kind", false);
+    const char *names[SY_ARRAY_LEN(provider_kinds) + 1];
+    char q[QUOTE_BUF], list[LIST_BUF];
+    size_t i;
+
+    p->kind = SY_PROVIDER_OPENAI;
+    if (!kind)
+        return;
+    for (i = 0; i < SY_ARRAY_LEN(provider_kinds); i++) {
+        names[i] = provider_kinds[i].name;
+        if (strcmp(kind, provider_kinds[i].name) == 0) {
+            p->kind = provider_kinds[i].kind;
+            return;
+        }
+    }
+    names[i] = NULL;
+    errf(c, path, "kind", "unknown kind %s (accepted: %s)", quote(q, kind),
+         join_words(list, names));
+}
+
+static void compile_base_url(struct compiler *c, const cJSON *obj, const char *path,
+                             struct sy_provider *p)
+{
+    const char *url = get_str(c, obj, path, "base_url", true);
+    size_t len, scheme;
+    const char *s;
+
+    if (!url)
+        return;
+    len = strlen(url);
+    if (strncasecmp(url, "http://", 7) == 0)
+        scheme = 7;
+    else if (strncasecmp(url, "https://", 8) == 0)
+        scheme = 8;
+    else {
+        errf(c, path, "base_url", "must start with http:// or https://");
+        return;
+    }
+    if (len > URL_MAX_LEN) {
+        errf(c, path, "base_url", "is longer than %d bytes", URL_MAX_LEN);
+        return;
+    }
+    for (s = url; *s; s++) {
+        if ((unsigned char)*s <= 0x20 || *s == 0x7f) {
+            errf(c, path, "base_url", "must not contain spaces or control characters");
+            return;
+        }
+        if (*s == '?' || *s == '#') {
+            errf(c, path, "base_url",
+                 "must not contain a query or fragment (request paths "
+                 "are appended to it)");
+            return;
+        }
+    }
+    while (len > scheme && url[len - 1] == '/')
+        len--;
+    if (len == scheme || url[scheme] == '/') {
+        errf(c, path, "base_url", "has no host");
+        return;
+    }
+    p->base_url = sy_xstrndup(url, len);
+}
+
+static void compile_headers(struct compiler *c, const cJSON *obj, const char *ppath,
+                            struct sy_provider *p)
+{
+    const cJSON *map = get_map(c, obj, ppath, "headers", false);
+    char path[SUBPATH_BUF], q[QUOTE_BUF];
+    const cJSON *it;
+    size_t n, i, j, k;
+
+    if (!map)
+        return;
+    snprintf(path, sizeof(path), "%s.headers", ppath);
+    n = sy_json_count(map);
+    if (n > MAX_HEADERS) {
+        errf(c, path, NULL, "at most %d headers, got %zu", MAX_HEADERS, n);
+        return;
+    }
+    p->headers = n ? sy_xcalloc(n, sizeof(*p->headers)) : NULL;
+    for (it = map->child, i = 0; it; it = it->next) {
+        const char *name = it->string ? it->string : "";
+        const char *v;
+        bool ok = *name != '\0';
+
+        for (v = name; *v && ok; v++)
+            ok = is_token_char((unsigned char)*v);
+        if (!ok) {
+            errf(c, path, NULL, "invalid header name %s", quote(q, name));
+            continue;
+        }
+        for (k = 0; reserved_headers[k]; k++)
+            if (strcasecmp(name, reserved_headers[k]) == 0)
+                break;
+        if (reserved_headers[k]) {
+            errf(c, path, NULL, "header %s is set by the proxy and cannot be configured",
+                 quote(q, name));
+            continue;
+        }
+        if (p->api_key_env && strcasecmp(name, "authorization") == 0) {
+            errf(c, path, NULL, "header %s conflicts with api_key_env, which sets it",
+                 quote(q, name));
+            continue;
+        }
+        if (!cJSON_IsString(it)) {
+            errf(c, path, NULL, "header %s: expected a string value, got %s", quote(q, name),
+                 type_name(it));
+            continue;
+        }
+        v = it->valuestring;
+        for (k = 0; v[k]; k++)
+            if (((unsigned char)v[k] < 0x20 && v[k] != '\t') || v[k] == 0x7f)
+                break;
+        if (v[k]) {
+            errf(c, path, NULL,
+                 "header %s: value must not contain CR, LF or other control "
+                 "characters",
+                 quote(q, name));
+            continue;
+        }
+        if (k > HEADER_VALUE_MAX) {
+            errf(c, path, NULL, "header %s: value is longer than %d bytes", quote(q, name),
+                 HEADER_VALUE_MAX);
+            continue;
+        }
+        for (j = 0; j < i; j++)
+            if (strcasecmp(p->headers[j].name, name) == 0)
+                break;
+        if (j < i) {
+            errf(c, path, NULL, "header %s given twice (header names ignore case)", quote(q, name));
+            continue;
+        }
+        p->headers[i].name = sy_xstrdup(name);
+        p->headers[i].value = sy_xstrdup(v);
+        p->n_headers = ++i;
+    }
+}
+
+static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_provider *p = &pol->providers[i];
+    struct table t = provider_table(pol);
+    char path[PATH_BUF], q[QUOTE_BUF];
+    const char *s;
+    size_t dup;
+
+    snprintf(path, sizeof(path), "providers[%zu]", i);
+    p->connect_timeout_ms = 5000;
+    p->timeout_ms = 120000;
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, provider_keys);
+
+    s = get_name(c, obj, path, "name", true);
+    if (s) {
+        p->name = sy_xstrdup(s);
+        dup = index_insert(&pol->provider_index, &t, i);
+        if (dup != SIZE_MAX)
+            errf(c, path, "name", "duplicate provider %s (also providers[%zu])", quote(q, s), dup);
+    }
+    compile_kind(c, obj, path, p);
+    compile_base_url(c, obj, path, p);
+
+    s = get_str(c, obj, path, "api_key_env", false);
+    if (s && (strlen(s) > ENV_NAME_MAX_LEN || !is_env_name(s)))
+        errf(c, path, "api_key_env",
+             "%s is not an environment variable name (letters, digits and '_', not starting "
+             "with a digit)",
+             quote(q, s));
+    else if (s)
+        p->api_key_env = sy_xstrdup(s);
+
+    compile_headers(c, obj, path, p);
+    p->connect_timeout_ms =
+        (uint32_t)get_uint(c, obj, path, "connect_timeout_ms", 1, 600000, p->connect_timeout_ms);
+    p->timeout_ms = (uint32_t)get_uint(c, obj, path, "timeout_ms", 1, 3600000, p->timeout_ms);
+}
+
+/* ---- models ---------------------------------------------------------------------------- */
+
+static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_model *m = &pol->models[i];
+    struct table mt = model_table(pol), pt = provider_table(pol);
+    char path[PATH_BUF], q[QUOTE_BUF];
+    const cJSON *pricing;
+    const char *s;
+    size_t dup;
+
+    snprintf(path, sizeof(path), "models[%zu]", i);
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, model_keys);
+
+    s = get_name(c, obj, path, "name", true);
+    if (s) {
+        m->name = sy_xstrdup(s);
+        dup = index_insert(&pol->model_index, &mt, i);
+        if (dup != SIZE_MAX)
+            errf(c, path, "name", "duplicate model %s (also models[%zu])", quote(q, s), dup);
+    }
+
+    s = get_name(c, obj, path, "provider", true);
+    if (s) {
+        m->provider = index_find(&pol->provider_index, &pt, s);
+        if (m->provider == SIZE_MAX) {
+            errf(c, path, "provider", "unknown provider %s", quote(q, s));
+            m->provider = 0;
+        }
+    }
+
+    s = get_name(c, obj, path, "upstream_model", false);
+    if (s)
+        m->upstream_model = sy_xstrdup(s);
+    else if (m->name)
+        m->upstream_model = sy_xstrdup(m->name);
+
+    pricing = get_map(c, obj, path, "pricing", false);
+    if (pricing) {
+        char ppath[SUBPATH_BUF];
+
+        snprintf(ppath, sizeof(ppath), "%s.pricing", path);
+        check_keys(c, pricing, ppath, pricing_keys);
+        m->input_per_mtok = get_price(c, pricing, ppath, "input_per_mtok");
+        m->output_per_mtok = get_price(c, pricing, ppath, "output_per_mtok");
+        m->cached_input_per_mtok = get_price(c, pricing, ppath, "cached_input_per_mtok");
+    }
+}
+
+/* ---- routes ---------------------------------------------------------------------------- */
+
+/* Per-model scratch for finding a model listed twice in one route in linear time. */
+struct target_seen {
+    size_t route;  /* route that last listed the model, SIZE_MAX for none */
+    size_t target; /* its position there */
+};
+
+static void compile_targets(struct compiler *c, const cJSON *obj, const char *rpath, size_t ri,
+                            struct target_seen *seen)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_route *r = &pol->routes[ri];
+    struct table mt = model_table(pol);
+    char path[SUBPATH_BUF], tpath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    const cJSON *list, *it;
+    uint64_t total = 0;
+    size_t n, i;
+
+    list = get_list(c, obj, rpath, "targets", true, &n);
+    if (!list)
+        return;
+    snprintf(path, sizeof(path), "%s.targets", rpath);
+    if (n == 0) {
+        errf(c, path, NULL, "must not be empty");
+        return;
+    }
+    r->targets = sy_xcalloc(n, sizeof(*r->targets));
+    r->n_targets = n;
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        struct sy_target *t = &r->targets[i];
+        const char *s;
+
+        snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
+        if (!get_map(c, it, tpath, NULL, true))
+            continue;
+        check_keys(c, it, tpath, target_keys);
+        s = get_name(c, it, tpath, "model", true);
+        if (s) {
+            t->model = index_find(&pol->model_index, &mt, s);
+            if (t->model == SIZE_MAX) {
+                errf(c, tpath, "model", "unknown model %s", quote(q, s));
+                t->model = 0;
+            } else if (seen[t->model].route == ri) {
+                errf(c, tpath, "model", "model %s is already a target of this route (%s[%zu])",
+                     quote(q, s), path, seen[t->model].target);
+            } else {
+                seen[t->model] = (struct target_seen){.route = ri, .target = i};
+            }
+        }
+        t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
+        total += t->weight;
+    }
+    if (total == 0)
+        errf(c, path, NULL, "total weight must be greater than 0");
+    else if (total > UINT32_MAX)
+        errf(c, path, NULL, "total weight must not exceed %u", UINT32_MAX);
+    else
+        r->total_weight = (uint32_t)total;
+}
+
+static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct target_seen *seen)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_route *r = &pol->routes[i];
+    struct table rt = route_table(pol), nt = route_name_table(pol);
+    char path[PATH_BUF], mpath[SUBPATH_BUF], q[QUOTE_BUF];
+    const cJSON *match;
+    const char *s;
+    size_t dup;
+
+    snprintf(path, sizeof(path), "routes[%zu]", i);
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, route_keys);
+
+    s = get_name(c, obj, path, "name", true);
+    if (s) {
+        r->name = sy_xstrdup(s);
+        dup = index_insert(&c->route_names, &nt, i);
+        if (dup != SIZE_MAX)
+            errf(c, path, "name", "duplicate route %s (also routes[%zu])", quote(q, s), dup);
+    }
+
+    match = get_map(c, obj, path, "match", true);
+    if (match) {
+        snprintf(mpath, sizeof(mpath), "%s.match", path);
+        check_keys(c, match, mpath, match_keys);
+        s = get_name(c, match, mpath, "model", true);
+        if (s) {
+            r->match_model = sy_xstrdup(s);
+            dup = index_insert(&pol->route_index, &rt, i);
+            if (dup != SIZE_MAX)
+                errf(c, mpath, "model", "duplicate route for model %s (also routes[%zu])",
+                     quote(q, s), dup);
+        }
+    }
+    compile_targets(c, obj, path, i, seen);
+}
+
+/* ---- top level ------------------------------------------------------------------------- */
+
+static void compile_server(struct compiler *c, const cJSON *root)
+{
+    struct sy_server_limits *s = &c->pol->server;
+    const cJSON *obj;
+
+    s->max_body_bytes = 4u * 1024 * 1024;
+    s->header_timeout_ms = 10000;
+    s->body_timeout_ms = 30000;
+    s->idle_timeout_ms = 75000;
+    s->max_connections = 10000;
+    obj = get_map(c, root, "", "server", false);
+    if (!obj)
+        return;
+    check_keys(c, obj, "server", server_keys);
+    s->max_body_bytes =
+        get_uint(c, obj, "server", "max_body_bytes", 1024, 1024u * 1024 * 1024, s->max_body_bytes);
+    s->header_timeout_ms =
+        (uint32_t)get_uint(c, obj, "server", "header_timeout_ms", 1, 3600000, s->header_timeout_ms);
+    s->body_timeout_ms =
+        (uint32_t)get_uint(c, obj, "server", "body_timeout_ms", 1, 3600000, s->body_timeout_ms);
+    s->idle_timeout_ms =
+        (uint32_t)get_uint(c, obj, "server", "idle_timeout_ms", 1, 3600000, s->idle_timeout_ms);
+    s->max_connections =
+        (uint32_t)get_uint(c, obj, "server", "max_connections", 1, 1000000, s->max_connections);
+}
+
+static void compile_sections(struct compiler *c, const cJSON *root)
+{
+    struct sy_policy *pol = c->pol;
+    struct target_seen *seen = NULL;
+    const cJSON *providers, *models, *routes, *it;
+    size_t i;
+
+    check_keys(c, root, "", top_keys);
+
+    providers = get_list(c, root, "", "providers", true, &pol->n_providers);
+    if (providers && pol->n_providers == 0)
+        errf(c, "providers", NULL, "must not be empty");
+    pol->providers =
+        pol->n_providers ? sy_xcalloc(pol->n_providers, sizeof(*pol->providers)) : NULL;
+    index_init(&pol->provider_index, pol->n_providers);
+    for (it = providers ? providers->child : NULL, i = 0; it; it = it->next, i++)
+        compile_provider(c, it, i);
+
+    models = get_list(c, root, "", "models", true, &pol->n_models);
+    if (models && pol->n_models == 0)
+        errf(c, "models", NULL, "must not be empty");
+    pol->models = pol->n_models ? sy_xcalloc(pol->n_models, sizeof(*pol->models)) : NULL;
+    index_init(&pol->model_index, pol->n_models);
+    for (it = models ? models->child : NULL, i = 0; it; it = it->next, i++)
+        compile_model(c, it, i);
+
+    routes = get_list(c, root, "", "routes", false, &pol->n_routes);
+    pol->routes = pol->n_routes ? sy_xcalloc(pol->n_routes, sizeof(*pol->routes)) : NULL;
+    index_init(&pol->route_index, pol->n_routes);
+    index_init(&c->route_names, pol->n_routes);
+    if (pol->n_routes) {
+        seen = sy_xcalloc(pol->n_models ? pol->n_models : 1, sizeof(*seen));
+        for (i = 0; i < pol->n_models; i++)
+            seen[i].route = SIZE_MAX;
+    }
+    for (it = routes ? routes->child : NULL, i = 0; it; it = it->next, i++)
+        compile_route(c, it, i, seen);
+    free(seen);
+
+    compile_server(c, root);
+}
+
+static void policy_free(struct sy_policy *pol)
+{
+    size_t i, j;
+
+    if (!pol)
+        return;
+    for (i = 0; i < pol->n_providers; i++) {
+        struct sy_provider *p = &pol->providers[i];
+
+        free(p->name);
+        free(p->base_url);
+        free(p->api_key_env);
+        for (j = 0; j < p->n_headers; j++) {
+            free(p->headers[j].name);
+            free(p->headers[j].value);
+        }
+        free(p->headers);
+    }
+    free(pol->providers);
+    for (i = 0; i < pol->n_models; i++) {
+        free(pol->models[i].name);
+        free(pol->models[i].upstream_model);
+    }
+    free(pol->models);
+    for (i = 0; i < pol->n_routes; i++) {
+        free(pol->routes[i].name);
+        free(pol->routes[i].match_model);
+        free(pol->routes[i].targets);
+    }
+    free(pol->routes);
+    free(pol->provider_index.slots);
+    free(pol->model_index.slots);
+    free(pol->route_index.slots);
+    free(pol);
+}
+
+static void set_err(char **errmsg, char *msg)
+{
+    if (errmsg)
+        *errmsg = msg;
+    else
+        free(msg);
+}
+
+/* Fills <out> with the first 16 hex digits of SHA-256(<data>). Returns 0 or -ENOMEM. */
+static int hash_hex(const void *data, size_t len, char out[17])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    size_t i;
+
+    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len < 8)
+        return -ENOMEM;
+    for (i = 0; i < 8; i++)
+        snprintf(out + 2 * i, 3, "%02x", md[i]);
+    return 0;
+}
+
+/* Compiles <root> into a new policy (refcount 1, hash not yet set), or NULL with *errmsg. */
+static struct sy_policy *compile_tree(const cJSON *root, char **errmsg)
+{
+    struct compiler c = {0};
+
+    c.pol = sy_xcalloc(1, sizeof(*c.pol));
+    atomic_init(&c.pol->refcount, 1);
+    if (!cJSON_IsObject(root))
+        errf(&c, "", NULL, "expected a mapping at the top level, got %s", type_name(root));
+    else
+        compile_sections(&c, root);
+    free(c.route_names.slots);
+    if (c.n_errs == 0)
+        return c.pol;
+
+    if (c.n_errs > MAX_ERRORS) {
+        char *more = sy_xasprintf("%s\n... and %u more errors", c.errs, c.n_errs - MAX_ERRORS);
+
+        free(c.errs);
+        c.errs = more;
+    }
+    set_err(errmsg, c.errs);
+    policy_free(c.pol);
+    return NULL;
+}
+
+/* ---- public API ------------------------------------------------------------------------ */
+
+struct sy_policy *sy_policy_compile(const char *src, size_t len, char **errmsg)
+{
+    struct sy_policy *pol;
+    cJSON *root;
+
+    if (errmsg)
+        *errmsg = NULL;
+    if (!src) {
+        set_err(errmsg, sy_xasprintf("policy: no source text"));
+        return NULL;
+    }
+    if (len > SY_POLICY_MAX_BYTES) {
+        set_err(errmsg, sy_xasprintf("policy: %zu bytes is more than the limit of %u bytes", len,
+                                     SY_POLICY_MAX_BYTES));
+        return NULL;
+    }
+    root = sy_yaml_load(src, len, errmsg);
+    if (!root)
+        return NULL;
+    pol = compile_tree(root, errmsg);
+    cJSON_Delete(root);
+    if (pol && hash_hex(src, len, pol->hash) < 0) {
+        set_err(errmsg, sy_xasprintf("policy: cannot compute SHA-256"));
+        policy_free(pol);
+        pol = NULL;
+    }
+    return pol;
+}
+
+struct sy_policy *sy_policy_compile_json(const struct cJSON *root, char **errmsg)
+{
+    struct sy_policy *pol;
+    char *text;
+
+    if (errmsg)
+        *errmsg = NULL;
+    pol = compile_tree(root, errmsg);
+    if (!pol)
+        return NULL;
+    text = cJSON_PrintUnformatted(root);
+    if (!text || hash_hex(text, strlen(text), pol->hash) < 0) {
+        set_err(errmsg, sy_xasprintf("policy: out of memory"));
+        policy_free(pol);
+        pol = NULL;
+    }
+    free(text);
+    return pol;
+}
+
+struct sy_policy *sy_policy_load_file(const char *path, char **errmsg)
+{
+    struct sy_policy *pol = NULL;
+    char *buf = NULL, ebuf[128];
+    size_t len = 0, cap = 0;
+    ssize_t n;
+    int fd;
+
+    if (errmsg)
+        *errmsg = NULL;
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        set_err(errmsg, sy_xasprintf("%s: %s", path, strerror_r(errno, ebuf, sizeof(ebuf))));
+        return NULL;
+    }
+    for (;;) {
+        if (len == cap) {
+            if (cap > SY_POLICY_MAX_BYTES) {
+                set_err(errmsg, sy_xasprintf("%s: larger than the policy limit of %u bytes", path,
+                                             SY_POLICY_MAX_BYTES));
+                goto out_free_buf;
+            }
+            cap = cap ? cap * 2 : 64 * 1024;
+            buf = sy_xrealloc(buf, cap + 1); /* grows to at most 2 x the cap */
+        }
+        n = read(fd, buf + len, cap - len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            set_err(errmsg, sy_xasprintf("%s: %s", path, strerror_r(errno, ebuf, sizeof(ebuf))));
+            goto out_free_buf;
+        }
+        if (n == 0)
+            break;
+        len += (size_t)n;
+    }
+    if (len > SY_POLICY_MAX_BYTES) {
+        set_err(errmsg, sy_xasprintf("%s: larger than the policy limit of %u bytes", path,
+                                     SY_POLICY_MAX_BYTES));
+        goto out_free_buf;
+    }
+    pol = sy_policy_compile(buf, len, errmsg);
+
+out_free_buf:
+    free(buf);
+    close(fd);
+    return pol;
+}
+
+struct sy_policy *sy_policy_ref(struct sy_policy *pol)
+{
+    if (pol)
+        atomic_fetch_add_explicit(&pol->refcount, 1, memory_order_relaxed);
+    return pol;
+}
+
+void sy_policy_unref(struct sy_policy *pol)
+{
+    if (!pol)
+        return;
+    /* acq_rel: every thread's reads happen before the last owner frees. */
+    if (atomic_fetch_sub_explicit(&pol->refcount, 1, memory_order_acq_rel) == 1)
+        policy_free(pol);
+}
+
+const struct sy_provider *sy_policy_find_provider(const struct sy_policy *pol, const char *name)
+{
+    struct table t;
+    size_t i;
+
+    if (!pol)
+        return NULL;
+    t = provider_table(pol);
+    i = index_find(&pol->provider_index, &t, name);
+    return i == SIZE_MAX ? NULL : &pol->providers[i];
+}
+
+const struct sy_model *sy_policy_find_model(const struct sy_policy *pol, const char *name)
+{
+    struct table t;
+    size_t i;
+
+    if (!pol)
+        return NULL;
+    t = model_table(pol);
+    i = index_find(&pol->model_index, &t, name);
+    return i == SIZE_MAX ? NULL : &pol->models[i];
+}
+
+const struct sy_route *sy_policy_find_route(const struct sy_policy *pol,
+                                            const char *requested_model)
+{
+    struct table t;
+    size_t i;
+
+    if (!pol)
+        return NULL;
+    t = route_table(pol);
+    i = index_find(&pol->route_index, &t, requested_model);
+    return i == SIZE_MAX ? NULL : &pol->routes[i];
+}
+
+const char *sy_provider_kind_name(enum sy_provider_kind kind)
+{
+    size_t i;
+
+    for (i = 0; i < SY_ARRAY_LEN(provider_kinds); i++)
+        if (provider_kinds[i].kind == kind)
+            return provider_kinds[i].name;
+    return "unknown";
+}
+
+/* ---- canonical JSON -------------------------------------------------------------------- */
+
+/* cJSON's Add* functions return NULL on allocation failure and accept a NULL parent, so a
+ * build can run to the end and be checked once through <ok>. */
+static void put_str(bool *ok, cJSON *obj, const char *key, const char *v)
+{
+    if (!cJSON_AddStringToObject(obj, key, v))
+        *ok = false;
+}
+
+static void put_num(bool *ok, cJSON *obj, const char *key, double v)
+{
+    if (!cJSON_AddNumberToObject(obj, key, v))
+        *ok = false;
+}
+
+static cJSON *put_obj(bool *ok, cJSON *obj, const char *key)
+{
+    cJSON *o = cJSON_AddObjectToObject(obj, key);
+
+    if (!o)
+        *ok = false;
+    return o;
+}
+
+static cJSON *push_obj(bool *ok, cJSON *arr)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    if (!o || !arr || !cJSON_AddItemToArray(arr, o)) {
+        cJSON_Delete(o);
+        *ok = false;
+        return NULL;
+    }
+    return o;
+}
+
+static void providers_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "providers");
+    size_t i, j;
+
+    for (i = 0; i < pol->n_providers; i++) {
+        const struct sy_provider *p = &pol->providers[i];
+        cJSON *o = push_obj(ok, arr), *h;
+
+        put_str(ok, o, "name", p->name);
+        put_str(ok, o, "kind", sy_provider_kind_name(p->kind));
+        put_str(ok, o, "base_url", p->base_url);
+        if (p->api_key_env)
+            put_str(ok, o, "api_key_env", p->api_key_env);
+        h = put_obj(ok, o, "headers");
+        for (j = 0; j < p->n_headers; j++)
+            put_str(ok, h, p->headers[j].name, p->headers[j].value);
+        put_num(ok, o, "connect_timeout_ms", p->connect_timeout_ms);
+        put_num(ok, o, "timeout_ms", p->timeout_ms);
+    }
+    if (!arr)
+        *ok = false;
+}
+
+static void models_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "models");
+    size_t i;
+
+    for (i = 0; i < pol->n_models; i++) {
+        const struct sy_model *m = &pol->models[i];
+        cJSON *o = push_obj(ok, arr), *pr;
+
+        put_str(ok, o, "name", m->name);
+        put_str(ok, o, "provider", pol->providers[m->provider].name);
+        put_str(ok, o, "upstream_model", m->upstream_model);
+        pr = put_obj(ok, o, "pricing");
+        put_num(ok, pr, "input_per_mtok", m->input_per_mtok);
+        put_num(ok, pr, "output_per_mtok", m->output_per_mtok);
+        put_num(ok, pr, "cached_input_per_mtok", m->cached_input_per_mtok);
+    }
+    if (!arr)
+        *ok = false;
+}
+
+static void routes_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
+{
+    cJSON *arr = cJSON_AddArrayToObject(root, "routes");
+    size_t i, j;
+
+    for (i = 0; i < pol->n_routes; i++) {
+        const struct sy_route *r = &pol->routes[i];
+        cJSON *o = push_obj(ok, arr), *match, *targets;
+
+        put_str(ok, o, "name", r->name);
+        match = put_obj(ok, o, "match");
+        put_str(ok, match, "model", r->match_model);
+        targets = cJSON_AddArrayToObject(o, "targets");
+        if (!targets)
+            *ok = false;
+        for (j = 0; j < r->n_targets; j++) {
+            cJSON *t = push_obj(ok, targets);
+
+            put_str(ok, t, "model", pol->models[r->targets[j].model].name);
+            put_num(ok, t, "weight", r->targets[j].weight);
+        }
+    }
+    if (!arr)
+        *ok = false;
+}
+
+/* Rewrites cJSON_Print's tab layout with two-space indents and ": " (friendlier in a diff
+ * and a terminal). Raw tabs occur only as layout: tabs inside strings are escaped. Takes
+ * <text>; returns the new string, or NULL. */
+static char *untabify(char *text)
+{
+    size_t n = 0, tabs = 0, i;
+    char *out;
+
+    for (i = 0; text[i]; i++)
+        tabs += text[i] == '\t';
+    out = malloc(i + tabs + 1);
+    if (out) {
+        for (i = 0; text[i]; i++) {
+            if (text[i] != '\t') {
+                out[n++] = text[i];
+            } else if (i > 0 && text[i - 1] == ':') {
+                out[n++] = ' ';
+            } else {
+                out[n++] = ' ';
+                out[n++] = ' ';
+            }
+        }
+        out[n] = '\0';
+    }
+    free(text);
+    return out;
+}
+
+char *sy_policy_to_json(const struct sy_policy *pol)
+{
+    cJSON *root, *server;
+    char *text = NULL;
+    bool ok = true;
+
+    if (!pol)
+        return NULL;
+    root = cJSON_CreateObject();
+    if (!root)
+        return NULL;
+    providers_to_json(&ok, pol, root);
+    models_to_json(&ok, pol, root);
+    routes_to_json(&ok, pol, root);
+    server = put_obj(&ok, root, "server");
+    put_num(&ok, server, "max_body_bytes", (double)pol->server.max_body_bytes);
+    put_num(&ok, server, "header_timeout_ms", pol->server.header_timeout_ms);
+    put_num(&ok, server, "body_timeout_ms", pol->server.body_timeout_ms);
+    put_num(&ok, server, "idle_timeout_ms", pol->server.idle_timeout_ms);
+    put_num(&ok, server, "max_connections", pol->server.max_connections);
+    if (ok)
+        text = cJSON_Print(root);
+    cJSON_Delete(root);
+    return text ? untabify(text) : NULL;
+}

@@ -1,0 +1,138 @@
+/* common/sy_policy.h - the policy model and its compiler (YAML or JSON -> struct sy_policy).
+ *
+ * One compiler for every binary: the proxy compiles its --policy file with it, and the
+ * control plane (later) compiles pushed policies with it, so a policy that works from a
+ * file works pushed. A compiled policy is immutable and reference-counted: it is built by
+ * one thread, then shared read-only by any number of threads; the last sy_policy_unref()
+ * frees it. Names are looked up through hash tables built at compile time.
+ *
+ * What the compiler does NOT do: read environment variables (api_key_env is resolved by
+ * the data plane when it applies a policy, so one node can refuse a policy another accepts).
+ */
+#ifndef SY_POLICY_H
+#define SY_POLICY_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct cJSON;
+
+/* Largest policy source the compiler accepts (bytes). */
+#define SY_POLICY_MAX_BYTES (16u * 1024 * 1024)
+
+enum sy_provider_kind {
+    SY_PROVIDER_OPENAI = 0, /* OpenAI and every OpenAI-compatible API */
+};
+
+struct sy_header {
+    char *name;
+    char *value;
+};
+
+struct sy_provider {
+    char *name;
+    enum sy_provider_kind kind;
+    char *base_url;            /* API root without trailing '/', e.g. "http://127.0.0.1:18080/v1" */
+    char *api_key_env;         /* name of the environment variable holding the key, or NULL */
+    struct sy_header *headers; /* extra request headers sent upstream */
+    size_t n_headers;
+    uint32_t connect_timeout_ms; /* default 5000 */
+    uint32_t timeout_ms;         /* whole attempt; default 120000 */
+};
+
+struct sy_model {
+    char *name;                   /* the name clients use */
+    size_t provider;              /* index into policy->providers */
+    char *upstream_model;         /* the name sent to the provider; defaults to name */
+    double input_per_mtok;        /* USD per million prompt tokens */
+    double output_per_mtok;       /* USD per million completion tokens */
+    double cached_input_per_mtok; /* USD per million cached prompt tokens */
+};
+
+struct sy_target {
+    size_t model; /* index into policy->models */
+    uint32_t weight;
+};
+
+struct sy_route {
+    char *name;
+    char *match_model; /* the requested model name this route answers to */
+    struct sy_target *targets;
+    size_t n_targets;
+    uint32_t total_weight; /* sum of target weights, > 0 */
+};
+
+/* Limits of the proxy's HTTP server (policy key "server"). */
+struct sy_server_limits {
+    size_t max_body_bytes;      /* default 4 MiB */
+    uint32_t header_timeout_ms; /* default 10000 */
+    uint32_t body_timeout_ms;   /* default 30000 */
+    uint32_t idle_timeout_ms;   /* keep-alive idle; default 75000 */
+    uint32_t max_connections;   /* per process; default 10000 */
+};
+
+/* Hash table from name to index; built by the compiler, read-only afterwards. */
+struct sy_name_index {
+    uint32_t *slots; /* index + 1; 0 = empty */
+    size_t mask;     /* capacity - 1 (capacity is a power of two) */
+};
+
+struct sy_policy {
+    atomic_int refcount;
+    int64_t version; /* 0 until the owner assigns one (file load counter, control plane) */
+    char hash[17];   /* first 16 hex chars of SHA-256 of the source text */
+
+    struct sy_provider *providers;
+    size_t n_providers;
+    struct sy_model *models;
+    size_t n_models;
+    struct sy_route *routes;
+    size_t n_routes;
+    struct sy_server_limits server;
+
+    struct sy_name_index provider_index;
+    struct sy_name_index model_index;
+    struct sy_name_index route_index; /* keyed by match_model */
+};
+
+/* Compiles <src> (<len> bytes, YAML or JSON; JSON is YAML's subset and is detected by a
+ * leading '{') into a new policy with refcount 1. On error returns NULL and sets *errmsg to a
+ * heap string (caller frees) listing every problem found, one per line, each prefixed with
+ * the path of the bad field, e.g. `routes[2].targets[0].model: unknown model "gpt5"`.
+ * Thread: any; no shared state. */
+struct sy_policy *sy_policy_compile(const char *src, size_t len, char **errmsg);
+
+/* Reads the file at <path> and compiles it (see sy_policy_compile). I/O errors are reported
+ * through *errmsg too. */
+struct sy_policy *sy_policy_load_file(const char *path, char **errmsg);
+
+/* Compiles a policy that is already a cJSON tree (e.g. from a JSON API body); same checks
+ * and errors as sy_policy_compile. The hash is taken over the tree printed unformatted, so
+ * it differs from the hash of the source text the tree came from. <root> is borrowed. */
+struct sy_policy *sy_policy_compile_json(const struct cJSON *root, char **errmsg);
+
+/* Returns the compiled policy as canonical JSON (caller frees): every key present with its
+ * default applied, keys in a fixed order, lists in source order, references by name; it is
+ * itself a valid policy that compiles to the same result. Leaves out version and hash. Two
+ * sources that differ only in formatting, comments, key order or spelled-out defaults give
+ * the same string, so it is what to show and diff. NULL when out of memory. Any thread. */
+char *sy_policy_to_json(const struct sy_policy *pol);
+
+/* Returns the policy spelling of <kind> ("openai"), or "unknown". */
+const char *sy_provider_kind_name(enum sy_provider_kind kind);
+
+/* Takes one more reference. Any thread. Returns <pol>. */
+struct sy_policy *sy_policy_ref(struct sy_policy *pol);
+/* Drops one reference; the last one frees the policy. Accepts NULL. Any thread. */
+void sy_policy_unref(struct sy_policy *pol);
+
+/* Lookups by exact name; NULL when absent. */
+const struct sy_provider *sy_policy_find_provider(const struct sy_policy *pol, const char *name);
+const struct sy_model *sy_policy_find_model(const struct sy_policy *pol, const char *name);
+/* The route whose match.model equals <requested_model>, or NULL. */
+const struct sy_route *sy_policy_find_route(const struct sy_policy *pol,
+                                            const char *requested_model);
+
+#endif

@@ -1,0 +1,672 @@
+/* tests/unit/common/test_policy.c - the policy compiler (sy_policy): schema, defaults, every
+ * error class with its path, lookups, canonical JSON, reference counting.
+ *
+ * Runs with tests/unit/common as the working directory, where the policy_good.* fixtures
+ * live.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h> /* after the headers it needs */
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sy_json.h"
+#include "sy_policy.h"
+#include "sy_util.h"
+
+/* A small valid policy that error tests append to or vary. */
+#define BASE_PROVIDERS "providers:\n  - {name: p, base_url: \"http://127.0.0.1:1/v1\"}\n"
+#define BASE_MODELS "models:\n  - {name: m, provider: p}\n"
+#define BASE BASE_PROVIDERS BASE_MODELS
+
+static struct sy_policy *compile_ok(const char *src)
+{
+    char *err = NULL;
+    struct sy_policy *pol = sy_policy_compile(src, strlen(src), &err);
+
+    if (!pol)
+        fail_msg("unexpected error: %s", err);
+    assert_null(err);
+    return pol;
+}
+
+/* Compiles <src>, expects failure, and returns the message (caller frees). */
+static char *compile_err(const char *src)
+{
+    char *err = NULL;
+    struct sy_policy *pol = sy_policy_compile(src, strlen(src), &err);
+
+    if (pol)
+        fail_msg("policy compiled but should not have:\n%s", src);
+    assert_non_null(err);
+    return err;
+}
+
+static void assert_has(const char *err, const char *want)
+{
+    if (!strstr(err, want))
+        fail_msg("error message\n%s\ndoes not contain\n%s", err, want);
+}
+
+/* Asserts that <src> fails with a message containing <want>. */
+static void expect_err(const char *src, const char *want)
+{
+    char *err = compile_err(src);
+
+    assert_has(err, want);
+    free(err);
+}
+
+static size_t count_lines(const char *s)
+{
+    size_t n = 1;
+
+    for (; *s; s++)
+        n += *s == '\n';
+    return n;
+}
+
+static void test_good_policy_yaml(void **state)
+{
+    char *err = NULL;
+    struct sy_policy *pol = sy_policy_load_file("policy_good.yaml", &err);
+    const struct sy_provider *p;
+    const struct sy_model *m;
+    const struct sy_route *r;
+    size_t i;
+
+    (void)state;
+    if (!pol)
+        fail_msg("%s", err);
+    assert_int_equal(pol->n_providers, 2);
+    assert_int_equal(pol->n_models, 2);
+    assert_int_equal(pol->n_routes, 2);
+    assert_int_equal(pol->version, 0);
+    assert_int_equal(atomic_load(&pol->refcount), 1);
+    assert_int_equal(strlen(pol->hash), 16);
+    for (i = 0; i < 16; i++)
+        assert_non_null(strchr("0123456789abcdef", pol->hash[i]));
+
+    p = sy_policy_find_provider(pol, "local");
+    assert_ptr_equal(p, &pol->providers[0]);
+    assert_int_equal(p->kind, SY_PROVIDER_OPENAI);
+    assert_string_equal(p->base_url, "http://127.0.0.1:18080/v1"); /* trailing '/' stripped */
+    assert_string_equal(p->api_key_env, "LOCAL_KEY");
+    assert_int_equal(p->n_headers, 2);
+    assert_string_equal(p->headers[0].name, "X-Extra");
+    assert_string_equal(p->headers[0].value, "v");
+    assert_string_equal(p->headers[1].name, "X-Team");
+    assert_string_equal(p->headers[1].value, "42");
+    assert_int_equal(p->connect_timeout_ms, 2000);
+    assert_int_equal(p->timeout_ms, 60000);
+
+    m = sy_policy_find_model(pol, "gpt-4o-mini");
+    assert_ptr_equal(m, &pol->models[0]);
+    assert_int_equal(m->provider, 0);
+    assert_string_equal(m->upstream_model, "gpt-4o-mini-2024-07-18");
+    assert_true(m->input_per_mtok == 0.15);
+    assert_true(m->output_per_mtok == 0.60);
+    assert_true(m->cached_input_per_mtok == 0.075);
+
+    r = sy_policy_find_route(pol, "auto");
+    assert_ptr_equal(r, &pol->routes[0]);
+    assert_string_equal(r->name, "auto");
+    assert_int_equal(r->n_targets, 2);
+    assert_int_equal(r->targets[0].model, 0);
+    assert_int_equal(r->targets[0].weight, 80);
+    assert_int_equal(r->targets[1].model, 1);
+    assert_int_equal(r->targets[1].weight, 20);
+    assert_int_equal(r->total_weight, 100);
+    /* a route may shadow a model of the same name */
+    r = sy_policy_find_route(pol, "other-model");
+    assert_string_equal(r->name, "shadow");
+    assert_int_equal(r->targets[0].weight, 1);
+
+    assert_int_equal(pol->server.max_body_bytes, 1048576);
+    assert_int_equal(pol->server.header_timeout_ms, 5000);
+    assert_int_equal(pol->server.body_timeout_ms, 20000);
+    assert_int_equal(pol->server.idle_timeout_ms, 60000);
+    assert_int_equal(pol->server.max_connections, 500);
+    sy_policy_unref(pol);
+}
+
+static void test_yaml_and_json_compile_equal(void **state)
+{
+    char *err = NULL;
+    struct sy_policy *y = sy_policy_load_file("policy_good.yaml", &err);
+    struct sy_policy *j = sy_policy_load_file("policy_good.json", &err);
+    char *yj, *jj;
+
+    (void)state;
+    assert_non_null(y);
+    assert_non_null(j);
+    yj = sy_policy_to_json(y);
+    jj = sy_policy_to_json(j);
+    assert_string_equal(yj, jj);
+    /* different source text, different hash */
+    assert_string_not_equal(y->hash, j->hash);
+    free(yj);
+    free(jj);
+    sy_policy_unref(y);
+    sy_policy_unref(j);
+}
+
+static void test_canonical_json_round_trips(void **state)
+{
+    char *err = NULL;
+    struct sy_policy *pol = sy_policy_load_file("policy_good.yaml", &err), *again;
+    char *first, *second;
+    cJSON *tree;
+
+    (void)state;
+    assert_non_null(pol);
+    first = sy_policy_to_json(pol);
+    assert_non_null(first);
+    assert_has(first, "\n      \"base_url\": \"http://127.0.0.1:18080/v1\",\n");
+    assert_null(strchr(first, '\t'));
+    again = compile_ok(first);
+    second = sy_policy_to_json(again);
+    assert_string_equal(first, second);
+
+    /* the same through the tree entry point */
+    tree = cJSON_Parse(first);
+    sy_policy_unref(again);
+    again = sy_policy_compile_json(tree, &err);
+    assert_non_null(again);
+    assert_int_equal(strlen(again->hash), 16);
+    free(second);
+    second = sy_policy_to_json(again);
+    assert_string_equal(first, second);
+    cJSON_Delete(tree);
+    free(first);
+    free(second);
+    sy_policy_unref(again);
+    sy_policy_unref(pol);
+}
+
+static void test_defaults(void **state)
+{
+    struct sy_policy *pol = compile_ok(BASE "routes:\n"
+                                            "server:\n");
+    const struct sy_provider *p = &pol->providers[0];
+
+    (void)state;
+    assert_int_equal(p->kind, SY_PROVIDER_OPENAI);
+    assert_null(p->api_key_env);
+    assert_int_equal(p->n_headers, 0);
+    assert_int_equal(p->connect_timeout_ms, 5000);
+    assert_int_equal(p->timeout_ms, 120000);
+    assert_string_equal(pol->models[0].upstream_model, "m");
+    assert_true(pol->models[0].input_per_mtok == 0);
+    assert_int_equal(pol->n_routes, 0);
+    assert_null(sy_policy_find_route(pol, "m"));
+    assert_int_equal(pol->server.max_body_bytes, 4 * 1024 * 1024);
+    assert_int_equal(pol->server.header_timeout_ms, 10000);
+    assert_int_equal(pol->server.body_timeout_ms, 30000);
+    assert_int_equal(pol->server.idle_timeout_ms, 75000);
+    assert_int_equal(pol->server.max_connections, 10000);
+    sy_policy_unref(pol);
+}
+
+static void test_defaults_spelled_out_are_canonical(void **state)
+{
+    struct sy_policy *a = compile_ok(BASE);
+    struct sy_policy *b = compile_ok("# comment\nmodels: [{provider: p, name: m, upstream_model: "
+                                     "m, pricing: {}}]\n"
+                                     "providers: [{name: p, kind: openai, base_url: "
+                                     "\"http://127.0.0.1:1/v1///\", connect_timeout_ms: 5000, "
+                                     "headers: {}}]\nserver: {max_connections: 10000}\n");
+    char *ja = sy_policy_to_json(a), *jb = sy_policy_to_json(b);
+
+    (void)state;
+    assert_string_equal(ja, jb);
+    assert_string_not_equal(a->hash, b->hash);
+    free(ja);
+    free(jb);
+    sy_policy_unref(a);
+    sy_policy_unref(b);
+}
+
+static void test_top_level_errors(void **state)
+{
+    (void)state;
+    expect_err("- a\n- b\n", "policy: expected a mapping at the top level, got a list");
+    expect_err("---\n", "policy: expected a mapping at the top level, got null");
+    expect_err("models: [{name: m, provider: p}]\n", "providers: is required");
+    expect_err(BASE_PROVIDERS, "models: is required");
+    expect_err("providers: []\n" BASE_MODELS, "providers: must not be empty");
+    expect_err(BASE_PROVIDERS "models: []\n", "models: must not be empty");
+    expect_err("providers: {a: 1}\n" BASE_MODELS, "providers: expected a list, got a mapping");
+    expect_err(BASE "routes: 5\n", "routes: expected a list, got a number");
+    expect_err(BASE "server: [1]\n", "server: expected a mapping, got a list");
+    expect_err(BASE "provders: []\n", "policy: unknown key \"provders\" (expected one of: "
+                                      "providers, models, routes, server)");
+}
+
+static void test_unknown_keys_everywhere(void **state)
+{
+    (void)state;
+    expect_err("providers:\n  - {name: p, base_url: \"http://h\", timout_ms: 5}\n" BASE_MODELS,
+               "providers[0]: unknown key \"timout_ms\" (expected one of: name, kind, base_url, "
+               "api_key_env, headers, connect_timeout_ms, timeout_ms)");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: {input: 1}}]\n",
+               "models[0].pricing: unknown key \"input\"");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, upstream: x}]\n",
+               "models[0]: unknown key \"upstream\"");
+    expect_err(BASE "routes: [{name: r, match: {model: a, tenant: t}, targets: [{model: m}]}]\n",
+               "routes[0].match: unknown key \"tenant\" (expected one of: model)");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m, wieght: 2}]}]\n",
+               "routes[0].targets[0]: unknown key \"wieght\"");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, target: [{model: m}]}]\n",
+               "routes[0]: unknown key \"target\"");
+    expect_err(BASE "server: {max_body: 5}\n", "server: unknown key \"max_body\"");
+}
+
+static void test_provider_errors(void **state)
+{
+    (void)state;
+    expect_err("providers: [{base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].name: is required");
+    expect_err("providers: [{name: \"\", base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].name: must not be empty");
+    expect_err("providers: [{name: 5, base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].name: expected a string, got a number");
+    expect_err("providers: [{name: \"a\\nb\", base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].name: must not contain control characters");
+    expect_err("providers: [{name: p, base_url: \"http://h\"}, {name: p, base_url: \"http://i\"}]"
+               "\n" BASE_MODELS,
+               "providers[1].name: duplicate provider \"p\" (also providers[0])");
+    expect_err("providers: [{name: p, kind: azure, base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].kind: unknown kind \"azure\" (accepted: openai)");
+    expect_err("providers: [{name: p}]\n" BASE_MODELS, "providers[0].base_url: is required");
+    expect_err("providers: [{name: p, base_url: \"ftp://h\"}]\n" BASE_MODELS,
+               "providers[0].base_url: must start with http:// or https://");
+    expect_err("providers: [{name: p, base_url: \"https:///v1\"}]\n" BASE_MODELS,
+               "providers[0].base_url: has no host");
+    expect_err("providers: [{name: p, base_url: \"http://h/v1?x=1\"}]\n" BASE_MODELS,
+               "providers[0].base_url: must not contain a query");
+    expect_err("providers: [{name: p, base_url: \"http://h /v1\"}]\n" BASE_MODELS,
+               "providers[0].base_url: must not contain spaces");
+    expect_err("providers: [{name: p, base_url: \"http://h\", api_key_env: 1KEY}]\n" BASE_MODELS,
+               "providers[0].api_key_env: \"1KEY\" is not an environment variable name");
+    expect_err("providers: [{name: p, base_url: \"http://h\", api_key_env: A-B}]\n" BASE_MODELS,
+               "providers[0].api_key_env: \"A-B\" is not an environment variable name");
+    expect_err("providers: [{name: p, base_url: \"http://h\", headers: [a]}]\n" BASE_MODELS,
+               "providers[0].headers: expected a mapping, got a list");
+    expect_err(
+        "providers: [{name: p, base_url: \"http://h\", headers: {\"X A\": v}}]\n" BASE_MODELS,
+        "providers[0].headers: invalid header name \"X A\"");
+    expect_err("providers: [{name: p, base_url: \"http://h\", headers: {X-A: \"v\\r\\nEvil: 1\"}}]"
+               "\n" BASE_MODELS,
+               "providers[0].headers: header \"X-A\": value must not contain CR, LF");
+    expect_err("providers: [{name: p, base_url: \"http://h\", headers: {X-A: 5}}]\n" BASE_MODELS,
+               "providers[0].headers: header \"X-A\": expected a string value, got a number");
+    expect_err(
+        "providers: [{name: p, base_url: \"http://h\", headers: {X-A: a, x-a: b}}]\n" BASE_MODELS,
+        "providers[0].headers: header \"x-a\" given twice");
+    expect_err("providers: [{name: p, base_url: \"http://h\", headers: {Content-Length: "
+               "5}}]\n" BASE_MODELS,
+               "providers[0].headers: header \"Content-Length\" is set by the proxy");
+    expect_err("providers: [{name: p, base_url: \"http://h\", api_key_env: K, headers: "
+               "{authorization: x}}]\n" BASE_MODELS,
+               "providers[0].headers: header \"authorization\" conflicts with api_key_env");
+    expect_err("providers: [{name: p, base_url: \"http://h\", timeout_ms: 0}]\n" BASE_MODELS,
+               "providers[0].timeout_ms: must be between 1 and 3600000, got 0");
+    expect_err("providers: [{name: p, base_url: \"http://h\", timeout_ms: 1.5}]\n" BASE_MODELS,
+               "providers[0].timeout_ms: expected an integer, got 1.5");
+    expect_err("providers: [{name: p, base_url: \"http://h\", timeout_ms: \"5s\"}]\n" BASE_MODELS,
+               "providers[0].timeout_ms: expected an integer, got a string");
+    expect_err(
+        "providers: [{name: p, base_url: \"http://h\", connect_timeout_ms: -1}]\n" BASE_MODELS,
+        "providers[0].connect_timeout_ms: must be between 1 and 600000, got -1");
+    expect_err("providers: [5]\n" BASE_MODELS, "providers[0]: expected a mapping, got a number");
+}
+
+static void test_model_errors(void **state)
+{
+    (void)state;
+    expect_err(BASE_PROVIDERS "models: [{name: m}]\n", "models[0].provider: is required");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: q}]\n",
+               "models[0].provider: unknown provider \"q\"");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p}, {name: m, provider: p}]\n",
+               "models[1].name: duplicate model \"m\" (also models[0])");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, upstream_model: \"\"}]\n",
+               "models[0].upstream_model: must not be empty");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: {input_per_mtok: -1}}]\n",
+               "models[0].pricing.input_per_mtok: must be between 0 and 1000000, got -1");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: {output_per_mtok: x}}]\n",
+               "models[0].pricing.output_per_mtok: expected a number, got a string");
+    expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: 3}]\n",
+               "models[0].pricing: expected a mapping, got a number");
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    expect_err(BASE "routes:\n  - name: r\n    match: {model: a}\n"
+                    "    targets: [{model: m}, {model: gpt5}]\n",
+               "routes[0].targets[1].model: unknown model \"gpt5\"");
+    expect_err(BASE "routes: [{match: {model: a}, targets: [{model: m}]}]\n",
+               "routes[0].name: is required");
+    expect_err(BASE "routes: [{name: r, targets: [{model: m}]}]\n", "routes[0].match: is required");
+    expect_err(BASE "routes: [{name: r, match: {}, targets: [{model: m}]}]\n",
+               "routes[0].match.model: is required");
+    expect_err(BASE "routes: [{name: r, match: {model: [a]}, targets: [{model: m}]}]\n",
+               "routes[0].match.model: expected a string, got a list");
+    expect_err(BASE "routes: [{name: r, match: {model: a}}]\n",
+               "routes[0].targets: is required (a non-empty list)");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: []}]\n",
+               "routes[0].targets: must not be empty");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{weight: 1}]}]\n",
+               "routes[0].targets[0].model: is required");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m, weight: 0}]}]\n",
+               "routes[0].targets: total weight must be greater than 0");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m, weight: -1}]}]\n",
+               "routes[0].targets[0].weight: must be between 0 and 1000000, got -1");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m, weight: 2000000}]}]"
+                    "\n",
+               "routes[0].targets[0].weight: must be between 0 and 1000000, got 2000000");
+    expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m}, {model: m}]}]\n",
+               "routes[0].targets[1].model: model \"m\" is already a target of this route "
+               "(routes[0].targets[0])");
+    expect_err(BASE "routes:\n  - {name: r, match: {model: a}, targets: [{model: m}]}\n"
+                    "  - {name: r, match: {model: b}, targets: [{model: m}]}\n",
+               "routes[1].name: duplicate route \"r\" (also routes[0])");
+    expect_err(BASE "routes:\n  - {name: r, match: {model: a}, targets: [{model: m}]}\n"
+                    "  - {name: s, match: {model: a}, targets: [{model: m}]}\n",
+               "routes[1].match.model: duplicate route for model \"a\" (also routes[0])");
+}
+
+static void test_server_errors(void **state)
+{
+    (void)state;
+    expect_err(BASE "server: {max_body_bytes: 100}\n",
+               "server.max_body_bytes: must be between 1024 and 1073741824, got 100");
+    expect_err(BASE "server: {max_body_bytes: 2147483648}\n",
+               "server.max_body_bytes: must be between 1024 and 1073741824");
+    expect_err(BASE "server: {header_timeout_ms: 0}\n",
+               "server.header_timeout_ms: must be between");
+    expect_err(BASE "server: {body_timeout_ms: true}\n",
+               "server.body_timeout_ms: expected an integer, got a boolean");
+    expect_err(BASE "server: {idle_timeout_ms: 99999999}\n", "server.idle_timeout_ms: must be");
+    expect_err(BASE "server: {max_connections: 0}\n", "server.max_connections: must be between");
+}
+
+static void test_all_errors_reported_together(void **state)
+{
+    char *err = compile_err("providers:\n"
+                            "  - {name: p, kind: azure, base_url: \"ftp://x\"}\n"
+                            "models:\n"
+                            "  - {name: m, provider: q, colour: red}\n"
+                            "routes:\n"
+                            "  - {name: r, match: {model: a}, targets: [{model: gpt5}]}\n"
+                            "server: {max_connections: 0}\n");
+
+    (void)state;
+    assert_has(err, "providers[0].kind: unknown kind \"azure\"");
+    assert_has(err, "providers[0].base_url: must start with http:// or https://");
+    assert_has(err, "models[0]: unknown key \"colour\"");
+    assert_has(err, "models[0].provider: unknown provider \"q\"");
+    assert_has(err, "routes[0].targets[0].model: unknown model \"gpt5\"");
+    assert_has(err, "server.max_connections: must be between 1 and 1000000, got 0");
+    assert_int_equal(count_lines(err), 6);
+    free(err);
+}
+
+static void test_error_flood_is_capped(void **state)
+{
+    size_t cap = 64 * 1024, len = 0, i;
+    char *src = sy_xmalloc(cap), *err;
+
+    (void)state;
+    len += (size_t)snprintf(src + len, cap - len, BASE_PROVIDERS "models:\n");
+    for (i = 0; i < 250; i++)
+        len += (size_t)snprintf(src + len, cap - len, "  - {name: m%zu, provider: nope}\n", i);
+    err = compile_err(src);
+    assert_int_equal(count_lines(err), 101);
+    assert_has(err, "... and 150 more errors");
+    free(err);
+    free(src);
+}
+
+static void test_user_text_is_escaped_in_errors(void **state)
+{
+    char *err = compile_err(BASE "\"x\\ny\\\"z\": 1\n"
+                                 "routes: [{name: r, match: {model: a}, targets: [{model: "
+                                 "\"q\\\"\"}]}]\n");
+
+    (void)state;
+    assert_has(err, "policy: unknown key \"x\\x0ay\\\"z\"");
+    assert_has(err, "unknown model \"q\\\"\"");
+    assert_int_equal(count_lines(err), 2);
+    free(err);
+}
+
+static void test_syntax_and_structure_errors(void **state)
+{
+    (void)state;
+    expect_err(BASE "routes:\n  - name: r\n   match: x\n", "line 7, column 4: did not find");
+    expect_err(BASE "models: []\n", "line 5, column 1: duplicate key \"models\"");
+    expect_err("{\"providers\": [], \"providers\": []}", "(root): duplicate key \"providers\"");
+    expect_err("{\"providers\": [\n  {\"name\": \"p\",}\n]}",
+               "line 2, column 17: invalid JSON at the end of the line");
+    expect_err(BASE "a: &x 1\nb: *x\n", "aliases");
+    expect_err(BASE "---\nx: 1\n", "only one YAML document");
+}
+
+static void test_deep_nesting_rejected(void **state)
+{
+    size_t depth = 5000, i, n = 0;
+    char *src = sy_xmalloc(2 * depth + 64);
+
+    (void)state;
+    n += (size_t)snprintf(src, 64, "providers: ");
+    for (i = 0; i < depth; i++)
+        src[n++] = '[';
+    for (i = 0; i < depth; i++)
+        src[n++] = ']';
+    src[n] = '\0';
+    expect_err(src, "nesting is deeper than 64 levels");
+    src[0] = '{';
+    memcpy(src + 1, "\"p\":", 4);
+    n = 5;
+    for (i = 0; i < depth; i++)
+        src[n++] = '[';
+    for (i = 0; i < depth; i++)
+        src[n++] = ']';
+    src[n++] = '}';
+    src[n] = '\0';
+    expect_err(src, "invalid JSON"); /* cJSON stops at its own nesting limit */
+    free(src);
+}
+
+static void test_compile_json_checks_duplicates(void **state)
+{
+    cJSON *root = cJSON_Parse("{\"providers\": [{\"name\": \"p\", \"name\": \"q\", \"base_url\": "
+                              "\"http://h\"}], \"models\": [{\"name\": \"m\", \"provider\": "
+                              "\"p\"}]}");
+    char *err = NULL;
+
+    (void)state;
+    assert_null(sy_policy_compile_json(root, &err));
+    assert_has(err, "providers[0].name: given more than once");
+    free(err);
+    cJSON_Delete(root);
+}
+
+static void test_lookups(void **state)
+{
+    size_t cap = 1 << 20, len = 0, i;
+    char *src = sy_xmalloc(cap), name[32];
+    struct sy_policy *pol;
+
+    (void)state;
+    len += (size_t)snprintf(src + len, cap - len, BASE_PROVIDERS "models:\n");
+    for (i = 0; i < 1000; i++)
+        len += (size_t)snprintf(src + len, cap - len, "  - {name: model-%zu, provider: p}\n", i);
+    len += (size_t)snprintf(src + len, cap - len, "routes:\n");
+    for (i = 0; i < 1000; i += 2)
+        len += (size_t)snprintf(src + len, cap - len,
+                                "  - {name: r%zu, match: {model: alias-%zu}, targets: [{model: "
+                                "model-%zu}]}\n",
+                                i, i, i);
+    pol = compile_ok(src);
+    assert_true(pol->model_index.mask + 1 >= 2 * pol->n_models);
+    for (i = 0; i < 1000; i++) {
+        const struct sy_model *m;
+        const struct sy_route *r;
+
+        snprintf(name, sizeof(name), "model-%zu", i);
+        m = sy_policy_find_model(pol, name);
+        assert_non_null(m);
+        assert_ptr_equal(m, &pol->models[i]);
+        snprintf(name, sizeof(name), "alias-%zu", i);
+        r = sy_policy_find_route(pol, name);
+        if (i % 2) {
+            assert_null(r);
+        } else {
+            assert_non_null(r);
+            assert_int_equal(r->targets[0].model, i);
+        }
+    }
+    assert_null(sy_policy_find_model(pol, "model-1000"));
+    assert_null(sy_policy_find_model(pol, ""));
+    assert_null(sy_policy_find_model(pol, NULL));
+    assert_null(sy_policy_find_route(pol, "model-1")); /* routes are keyed by match.model */
+    assert_null(sy_policy_find_provider(pol, "P"));    /* names are case-sensitive */
+    assert_non_null(sy_policy_find_provider(pol, "p"));
+    assert_null(sy_policy_find_model(NULL, "m"));
+    assert_null(sy_policy_find_route(NULL, "m"));
+    assert_null(sy_policy_find_provider(NULL, "p"));
+    sy_policy_unref(pol);
+    free(src);
+}
+
+static void *lookup_thread(void *arg)
+{
+    struct sy_policy *pol = arg;
+    int i;
+
+    for (i = 0; i < 20000; i++) {
+        if (!sy_policy_find_model(pol, "m") || !sy_policy_find_route(pol, "a") ||
+            sy_policy_find_model(pol, "zz"))
+            return (void *)1;
+    }
+    sy_policy_unref(pol); /* the last thread to finish frees the policy */
+    return NULL;
+}
+
+static void test_refcount_and_threads(void **state)
+{
+    struct sy_policy *pol = compile_ok(BASE "routes: [{name: r, match: {model: a}, targets: "
+                                            "[{model: m}]}]\n");
+    pthread_t th[4];
+    void *rv;
+    int i;
+
+    (void)state;
+    assert_ptr_equal(sy_policy_ref(pol), pol);
+    assert_int_equal(atomic_load(&pol->refcount), 2);
+    sy_policy_unref(pol);
+    assert_int_equal(atomic_load(&pol->refcount), 1);
+    assert_null(sy_policy_ref(NULL));
+    sy_policy_unref(NULL);
+
+    for (i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, lookup_thread, sy_policy_ref(pol)), 0);
+    sy_policy_unref(pol);
+    for (i = 0; i < 4; i++) {
+        assert_int_equal(pthread_join(th[i], &rv), 0);
+        assert_null(rv);
+    }
+}
+
+static void test_hash(void **state)
+{
+    /* SHA-256("providers: ...") computed with `sha256sum`, first 16 hex digits. */
+    const char *src = BASE;
+    struct sy_policy *a = compile_ok(src), *b = compile_ok(src);
+    struct sy_policy *c = compile_ok(BASE "# changed\n");
+
+    (void)state;
+    assert_string_equal(a->hash, b->hash);
+    assert_string_not_equal(a->hash, c->hash);
+    assert_string_equal(a->hash, "924f9bc59a3e6cbc");
+    sy_policy_unref(a);
+    sy_policy_unref(b);
+    sy_policy_unref(c);
+}
+
+static void test_load_file_errors(void **state)
+{
+    char *err = NULL;
+
+    (void)state;
+    assert_null(sy_policy_load_file("no-such-policy.yaml", &err));
+    assert_string_equal(err, "no-such-policy.yaml: No such file or directory");
+    free(err);
+    assert_null(sy_policy_load_file(".", &err));
+    assert_string_equal(err, ".: Is a directory");
+    free(err);
+    /* without errmsg the failure is still reported by NULL */
+    assert_null(sy_policy_load_file("no-such-policy.yaml", NULL));
+    assert_null(sy_policy_compile("x: [", 4, NULL));
+}
+
+static void test_size_limit(void **state)
+{
+    char *err = NULL;
+
+    (void)state;
+    assert_null(sy_policy_compile(BASE, SY_POLICY_MAX_BYTES + 1, &err));
+    assert_has(err, "is more than the limit of 16777216 bytes");
+    free(err);
+}
+
+static void test_flow_yaml_document(void **state)
+{
+    struct sy_policy *pol = compile_ok("{providers: [{name: p, base_url: 'http://h'}], "
+                                       "models: [{name: m, provider: p}]}");
+
+    (void)state;
+    assert_string_equal(pol->providers[0].base_url, "http://h");
+    assert_string_equal(sy_provider_kind_name(pol->providers[0].kind), "openai");
+    sy_policy_unref(pol);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good_policy_yaml),
+        cmocka_unit_test(test_yaml_and_json_compile_equal),
+        cmocka_unit_test(test_canonical_json_round_trips),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_defaults_spelled_out_are_canonical),
+        cmocka_unit_test(test_top_level_errors),
+        cmocka_unit_test(test_unknown_keys_everywhere),
+        cmocka_unit_test(test_provider_errors),
+        cmocka_unit_test(test_model_errors),
+        cmocka_unit_test(test_route_errors),
+        cmocka_unit_test(test_server_errors),
+        cmocka_unit_test(test_all_errors_reported_together),
+        cmocka_unit_test(test_error_flood_is_capped),
+        cmocka_unit_test(test_user_text_is_escaped_in_errors),
+        cmocka_unit_test(test_syntax_and_structure_errors),
+        cmocka_unit_test(test_deep_nesting_rejected),
+        cmocka_unit_test(test_compile_json_checks_duplicates),
+        cmocka_unit_test(test_lookups),
+        cmocka_unit_test(test_refcount_and_threads),
+        cmocka_unit_test(test_hash),
+        cmocka_unit_test(test_load_file_errors),
+        cmocka_unit_test(test_size_limit),
+        cmocka_unit_test(test_flow_yaml_document),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
