@@ -1,0 +1,177 @@
+/* dataplane/dp_api.c - request dispatch, request ids, and the small endpoints
+ * (/v1/models, /healthz, /readyz). Worker thread. */
+#define SY_LOG_MODULE "api"
+
+#include "dp_api.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "dp_accesslog.h"
+#include "dp_chat.h"
+#include "dp_errors.h"
+#include "dp_http.h"
+#include "dp_proxy.h"
+#include "dp_router.h"
+#include "dp_worker.h"
+#include "sy_util.h"
+
+#define DP_REQUEST_ID_MAX 128
+
+/* A client-supplied id is kept when it is short and plain (it ends up in logs and headers). */
+static bool request_id_ok(const char *id)
+{
+    size_t n = 0;
+    for (; id[n]; n++) {
+        unsigned char ch = (unsigned char)id[n];
+        if (ch <= 0x20 || ch >= 0x7f || ch == '"' || ch == '\\' || n >= DP_REQUEST_ID_MAX)
+            return false;
+    }
+    return n > 0;
+}
+
+static void new_request_id(struct dp_worker *w, char *out, size_t cap)
+{
+    uint64_t a = dp_rand_next(&w->rng), b = dp_rand_next(&w->rng);
+    snprintf(out, cap, "%016" PRIx64 "%016" PRIx64, a, b);
+}
+
+static void log_simple(struct dp_worker *w, struct dp_http_req *req, const char *id, int status,
+                       size_t bytes_out, const char *error)
+{
+    size_t in;
+    struct dp_access_entry e = {
+        .request_id = id,
+        .peer = dp_http_req_peer(req),
+        .method = dp_http_req_method_name(req),
+        .path = dp_http_req_path(req),
+        .status = status,
+        .latency_us = sy_now_us() - dp_http_req_start_us(req),
+        .prompt_tokens = -1,
+        .completion_tokens = -1,
+        .cached_tokens = -1,
+        .bytes_out = bytes_out,
+        .error = error,
+    };
+    dp_http_req_body(req, &in);
+    e.bytes_in = in;
+    dp_access_log(w->proxy->access_log_fd, &e);
+}
+
+static void reply_json(struct dp_http_req *req, int status, const char *body)
+{
+    dp_http_reply(req, status, "application/json", body, strlen(body));
+}
+
+static void handle_models(struct dp_worker *w, struct dp_http_req *req)
+{
+    struct dp_snapshot *snap = dp_worker_snapshot(w);
+    cJSON *root = cJSON_CreateObject();
+    cJSON *data;
+    char *out;
+
+    cJSON_AddStringToObject(root, "object", "list");
+    data = cJSON_AddArrayToObject(root, "data");
+    if (snap) {
+        const struct sy_policy *pol = snap->policy;
+        for (size_t i = 0; i < pol->n_routes; i++) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "id", pol->routes[i].match_model);
+            cJSON_AddStringToObject(m, "object", "model");
+            cJSON_AddNumberToObject(m, "created", 0);
+            cJSON_AddStringToObject(m, "owned_by", "switchyard");
+            cJSON_AddItemToArray(data, m);
+        }
+        for (size_t i = 0; i < pol->n_models; i++) {
+            /* A route with the same name shadows the model: list the name once. */
+            if (sy_policy_find_route(pol, pol->models[i].name))
+                continue;
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "id", pol->models[i].name);
+            cJSON_AddStringToObject(m, "object", "model");
+            cJSON_AddNumberToObject(m, "created", 0);
+            cJSON_AddStringToObject(m, "owned_by", pol->providers[pol->models[i].provider].name);
+            cJSON_AddItemToArray(data, m);
+        }
+    }
+    out = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    reply_json(req, 200, out ? out : "{\"object\":\"list\",\"data\":[]}");
+    free(out);
+}
+
+struct endpoint {
+    const char *path;
+    enum dp_http_method method;
+    const char *allow;
+};
+
+static const struct endpoint endpoints[] = {
+    {"/v1/chat/completions", DP_HTTP_POST, "POST"},
+    {"/v1/models", DP_HTTP_GET, "GET, HEAD"},
+    {"/healthz", DP_HTTP_GET, "GET, HEAD"},
+    {"/readyz", DP_HTTP_GET, "GET, HEAD"},
+};
+
+void dp_api_handle(struct dp_http_req *req, void *arg)
+{
+    struct dp_worker *w = arg;
+    const char *path = dp_http_req_path(req);
+    enum dp_http_method method = dp_http_req_method(req);
+    const char *client_id = dp_http_req_header(req, "x-request-id");
+    char id[DP_REQUEST_ID_MAX + 2];
+    const struct endpoint *ep = NULL;
+    struct dp_snapshot *snap;
+
+    if (client_id && request_id_ok(client_id))
+        snprintf(id, sizeof(id), "%s", client_id);
+    else
+        new_request_id(w, id, sizeof(id));
+    dp_http_add_header(req, "x-request-id", id);
+    snap = dp_worker_snapshot(w);
+    if (snap)
+        dp_http_add_header(req, "x-switchyard-policy-version", snap->version_str);
+
+    for (size_t i = 0; i < SY_ARRAY_LEN(endpoints); i++) {
+        if (strcmp(path, endpoints[i].path) == 0) {
+            ep = &endpoints[i];
+            break;
+        }
+    }
+    if (!ep) {
+        log_simple(w, req, id, 404, 0, "unknown_url");
+        dp_error_replyf(req, 404, "invalid_request_error", "unknown_url", NULL,
+                        "Unknown request URL: %s %.200s", dp_http_req_method_name(req), path);
+        return;
+    }
+    if (method != ep->method && !(method == DP_HTTP_HEAD && ep->method == DP_HTTP_GET)) {
+        dp_http_add_header(req, "Allow", ep->allow);
+        log_simple(w, req, id, 405, 0, "method_not_allowed");
+        dp_error_replyf(req, 405, "invalid_request_error", "method_not_allowed", NULL,
+                        "Method %s is not allowed on %s (allowed: %s)",
+                        dp_http_req_method_name(req), path, ep->allow);
+        return;
+    }
+
+    if (ep == &endpoints[0]) {
+        dp_chat_handle(w, req, id);
+    } else if (ep == &endpoints[1]) {
+        log_simple(w, req, id, 200, 0, NULL);
+        handle_models(w, req);
+    } else if (ep == &endpoints[2]) {
+        /* Probes are not access-logged: they would drown the traffic. */
+        reply_json(req, 200, "{\"status\":\"ok\"}");
+    } else {
+        bool draining = atomic_load(&w->proxy->draining);
+        if (!snap)
+            reply_json(req, 503, "{\"status\":\"not_ready\",\"reason\":\"no policy loaded\"}");
+        else if (draining)
+            reply_json(req, 503, "{\"status\":\"draining\"}");
+        else
+            reply_json(req, 200, "{\"status\":\"ready\"}");
+    }
+}

@@ -1,0 +1,14 @@
+/* dataplane/dp_api.h - the proxy's HTTP API: which path and method go to which handler.
+ *
+ * Gives every request its id (the client's x-request-id when it is sane, else a fresh one)
+ * and the headers every answer carries, then dispatches. Worker thread.
+ */
+#ifndef DP_API_H
+#define DP_API_H
+
+struct dp_http_req;
+
+/* The dp_http_handler_fn of every worker's server; <arg> is the struct dp_worker. */
+void dp_api_handle(struct dp_http_req *req, void *arg);
+
+#endif
