@@ -14,10 +14,10 @@
 #include "dp_accesslog.h"
 #include "dp_chat.h"
 #include "dp_errors.h"
-#include "dp_http.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
 #include "dp_worker.h"
+#include "sy_http.h"
 #include "sy_util.h"
 
 #define DP_REQUEST_ID_MAX 128
@@ -40,34 +40,34 @@ static void new_request_id(struct dp_worker *w, char *out, size_t cap)
     snprintf(out, cap, "%016" PRIx64 "%016" PRIx64, a, b);
 }
 
-static void log_simple(struct dp_worker *w, struct dp_http_req *req, const char *id, int status,
+static void log_simple(struct dp_worker *w, struct sy_http_req *req, const char *id, int status,
                        size_t bytes_out, const char *error)
 {
     size_t in;
     struct dp_access_entry e = {
         .request_id = id,
-        .peer = dp_http_req_peer(req),
-        .method = dp_http_req_method_name(req),
-        .path = dp_http_req_path(req),
+        .peer = sy_http_req_peer(req),
+        .method = sy_http_req_method_name(req),
+        .path = sy_http_req_path(req),
         .status = status,
-        .latency_us = sy_now_us() - dp_http_req_start_us(req),
+        .latency_us = sy_now_us() - sy_http_req_start_us(req),
         .prompt_tokens = -1,
         .completion_tokens = -1,
         .cached_tokens = -1,
         .bytes_out = bytes_out,
         .error = error,
     };
-    dp_http_req_body(req, &in);
+    sy_http_req_body(req, &in);
     e.bytes_in = in;
     dp_access_log(w->proxy->access_log_fd, &e);
 }
 
-static void reply_json(struct dp_http_req *req, int status, const char *body)
+static void reply_json(struct sy_http_req *req, int status, const char *body)
 {
-    dp_http_reply(req, status, "application/json", body, strlen(body));
+    sy_http_reply(req, status, "application/json", body, strlen(body));
 }
 
-static void handle_models(struct dp_worker *w, struct dp_http_req *req)
+static void handle_models(struct dp_worker *w, struct sy_http_req *req)
 {
     struct dp_snapshot *snap = dp_worker_snapshot(w);
     cJSON *root = cJSON_CreateObject();
@@ -106,23 +106,23 @@ static void handle_models(struct dp_worker *w, struct dp_http_req *req)
 
 struct endpoint {
     const char *path;
-    enum dp_http_method method;
+    enum sy_http_method method;
     const char *allow;
 };
 
 static const struct endpoint endpoints[] = {
-    {"/v1/chat/completions", DP_HTTP_POST, "POST"},
-    {"/v1/models", DP_HTTP_GET, "GET, HEAD"},
-    {"/healthz", DP_HTTP_GET, "GET, HEAD"},
-    {"/readyz", DP_HTTP_GET, "GET, HEAD"},
+    {"/v1/chat/completions", SY_HTTP_POST, "POST"},
+    {"/v1/models", SY_HTTP_GET, "GET, HEAD"},
+    {"/healthz", SY_HTTP_GET, "GET, HEAD"},
+    {"/readyz", SY_HTTP_GET, "GET, HEAD"},
 };
 
-void dp_api_handle(struct dp_http_req *req, void *arg)
+void dp_api_handle(struct sy_http_req *req, void *arg)
 {
     struct dp_worker *w = arg;
-    const char *path = dp_http_req_path(req);
-    enum dp_http_method method = dp_http_req_method(req);
-    const char *client_id = dp_http_req_header(req, "x-request-id");
+    const char *path = sy_http_req_path(req);
+    enum sy_http_method method = sy_http_req_method(req);
+    const char *client_id = sy_http_req_header(req, "x-request-id");
     char id[DP_REQUEST_ID_MAX + 2];
     const struct endpoint *ep = NULL;
     struct dp_snapshot *snap;
@@ -131,10 +131,10 @@ void dp_api_handle(struct dp_http_req *req, void *arg)
         snprintf(id, sizeof(id), "%s", client_id);
     else
         new_request_id(w, id, sizeof(id));
-    dp_http_add_header(req, "x-request-id", id);
+    sy_http_add_header(req, "x-request-id", id);
     snap = dp_worker_snapshot(w);
     if (snap)
-        dp_http_add_header(req, "x-switchyard-policy-version", snap->version_str);
+        sy_http_add_header(req, "x-switchyard-policy-version", snap->version_str);
 
     for (size_t i = 0; i < SY_ARRAY_LEN(endpoints); i++) {
         if (strcmp(path, endpoints[i].path) == 0) {
@@ -145,15 +145,15 @@ void dp_api_handle(struct dp_http_req *req, void *arg)
     if (!ep) {
         log_simple(w, req, id, 404, 0, "unknown_url");
         dp_error_replyf(req, 404, "invalid_request_error", "unknown_url", NULL,
-                        "Unknown request URL: %s %.200s", dp_http_req_method_name(req), path);
+                        "Unknown request URL: %s %.200s", sy_http_req_method_name(req), path);
         return;
     }
-    if (method != ep->method && !(method == DP_HTTP_HEAD && ep->method == DP_HTTP_GET)) {
-        dp_http_add_header(req, "Allow", ep->allow);
+    if (method != ep->method && !(method == SY_HTTP_HEAD && ep->method == SY_HTTP_GET)) {
+        sy_http_add_header(req, "Allow", ep->allow);
         log_simple(w, req, id, 405, 0, "method_not_allowed");
         dp_error_replyf(req, 405, "invalid_request_error", "method_not_allowed", NULL,
                         "Method %s is not allowed on %s (allowed: %s)",
-                        dp_http_req_method_name(req), path, ep->allow);
+                        sy_http_req_method_name(req), path, ep->allow);
         return;
     }
 

@@ -6,9 +6,9 @@
 #ifndef DP_API_H
 #define DP_API_H
 
-struct dp_http_req;
+struct sy_http_req;
 
-/* The dp_http_handler_fn of every worker's server; <arg> is the struct dp_worker. */
-void dp_api_handle(struct dp_http_req *req, void *arg);
+/* The sy_http_handler_fn of every worker's server; <arg> is the struct dp_worker. */
+void dp_api_handle(struct sy_http_req *req, void *arg);
 
 #endif

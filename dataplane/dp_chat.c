@@ -22,13 +22,13 @@
 
 #include "dp_accesslog.h"
 #include "dp_errors.h"
-#include "dp_http.h"
 #include "dp_provider.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
 #include "dp_snapshot.h"
 #include "dp_upstream.h"
 #include "dp_worker.h"
+#include "sy_http.h"
 #include "sy_log.h"
 #include "sy_sse.h"
 #include "sy_util.h"
@@ -38,7 +38,7 @@
 
 struct dp_chat {
     struct dp_worker *w;
-    struct dp_http_req *req; /* NULL once the client is gone */
+    struct sy_http_req *req; /* NULL once the client is gone */
     struct dp_snapshot *snap;
     struct dp_pick pick;
     struct dp_upstream_call *call;
@@ -127,9 +127,9 @@ static void add_route_headers(struct dp_chat *c)
 {
     if (!c->req)
         return;
-    dp_http_add_header(c->req, "x-switchyard-provider", c->pick.provider->name);
-    dp_http_add_header(c->req, "x-switchyard-model", c->pick.model->name);
-    dp_http_add_header(c->req, "x-switchyard-route",
+    sy_http_add_header(c->req, "x-switchyard-provider", c->pick.provider->name);
+    sy_http_add_header(c->req, "x-switchyard-model", c->pick.model->name);
+    sy_http_add_header(c->req, "x-switchyard-route",
                        c->pick.route ? c->pick.route->name : "direct");
 }
 
@@ -143,8 +143,8 @@ static void chat_error(struct dp_chat *c, int status, const char *type, const ch
     c->error = code ? code : type;
     if (c->req) {
         if (c->retry_after[0])
-            dp_http_add_header(c->req, "Retry-After", c->retry_after);
-        dp_http_reply(c->req, status, "application/json", body, len);
+            sy_http_add_header(c->req, "Retry-After", c->retry_after);
+        sy_http_reply(c->req, status, "application/json", body, len);
         c->bytes_out += len;
         c->req = NULL;
     }
@@ -177,9 +177,9 @@ static void client_write(struct dp_chat *c, const char *data, size_t len)
         c->t_first = sy_now_us();
         c->status = 200;
         add_route_headers(c);
-        dp_http_stream_begin(c->req, 200, "text/event-stream");
+        sy_http_stream_begin(c->req, 200, "text/event-stream");
     }
-    dp_http_stream_write(c->req, data, len);
+    sy_http_stream_write(c->req, data, len);
     c->bytes_out += len;
 }
 
@@ -226,7 +226,7 @@ static int on_sse_event(void *arg, const char *event, const char *data, size_t l
     return 0;
 }
 
-static void on_client_writable(struct dp_http_req *req, void *arg)
+static void on_client_writable(struct sy_http_req *req, void *arg)
 {
     struct dp_chat *c = arg;
     (void)req;
@@ -252,9 +252,9 @@ static int up_on_data(void *arg, const char *data, size_t len)
     if (!c->req)
         return -1;
     if (c->sse) {
-        if (c->started && dp_http_req_queued(c->req) > DP_HTTP_HIGH_WATER) {
+        if (c->started && sy_http_req_queued(c->req) > SY_HTTP_HIGH_WATER) {
             /* The client reads slower than the provider writes: pause the provider. */
-            dp_http_req_on_writable(c->req, on_client_writable, c);
+            sy_http_req_on_writable(c->req, on_client_writable, c);
             return 1;
         }
         int rc = sy_sse_feed(&c->parser, data, len);
@@ -296,7 +296,7 @@ static void stream_fail(struct dp_chat *c, const char *code, const char *message
     free(ev);
     free(err);
     c->error = code;
-    dp_http_stream_end(c->req);
+    sy_http_stream_end(c->req);
     c->req = NULL;
 }
 
@@ -311,7 +311,7 @@ static void finish_stream(struct dp_chat *c, enum dp_upstream_result res, const 
             /* An empty event stream: answer with the events we would have relayed. */
             client_write(c, "", 0);
         }
-        dp_http_stream_end(c->req);
+        sy_http_stream_end(c->req);
         c->req = NULL;
         return;
     }
@@ -343,8 +343,8 @@ static void relay_upstream_error(struct dp_chat *c)
         c->error = "upstream_status";
         add_route_headers(c);
         if (c->retry_after[0])
-            dp_http_add_header(c->req, "Retry-After", c->retry_after);
-        dp_http_reply(c->req, status, "application/json", c->buf, c->buf_len);
+            sy_http_add_header(c->req, "Retry-After", c->retry_after);
+        sy_http_reply(c->req, status, "application/json", c->buf, c->buf_len);
         c->bytes_out += c->buf_len;
         c->req = NULL;
     } else {
@@ -393,9 +393,9 @@ static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const c
     {
         char cost[32];
         snprintf(cost, sizeof(cost), "%.8f", chat_cost(c));
-        dp_http_add_header(c->req, "x-switchyard-cost-usd", cost);
+        sy_http_add_header(c->req, "x-switchyard-cost-usd", cost);
     }
-    dp_http_reply(c->req, 200, "application/json", c->buf, c->buf_len);
+    sy_http_reply(c->req, 200, "application/json", c->buf, c->buf_len);
     c->bytes_out += c->buf_len;
     c->req = NULL;
 }
@@ -420,7 +420,7 @@ static const struct dp_upstream_ops chat_upstream_ops = {
     .on_done = up_on_done,
 };
 
-static void on_client_abort(struct dp_http_req *req, void *arg)
+static void on_client_abort(struct sy_http_req *req, void *arg)
 {
     struct dp_chat *c = arg;
     (void)req;
@@ -509,7 +509,7 @@ out_free:
     return NULL;
 }
 
-void dp_chat_handle(struct dp_worker *w, struct dp_http_req *req, const char *request_id)
+void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id)
 {
     struct dp_chat *c = sy_xcalloc(1, sizeof(*c));
     const struct sy_policy *pol;
@@ -520,15 +520,15 @@ void dp_chat_handle(struct dp_worker *w, struct dp_http_req *req, const char *re
 
     c->w = w;
     c->req = req;
-    c->t_start = dp_http_req_start_us(req);
+    c->t_start = sy_http_req_start_us(req);
     c->prompt_tokens = c->completion_tokens = c->cached_tokens = -1;
     c->status = 0;
     snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
-    snprintf(c->peer, sizeof(c->peer), "%s", dp_http_req_peer(req));
+    snprintf(c->peer, sizeof(c->peer), "%s", sy_http_req_peer(req));
     c->snap = dp_worker_snapshot(w);
     if (c->snap)
         dp_snapshot_ref(c->snap);
-    body = dp_http_req_body(req, &body_len);
+    body = sy_http_req_body(req, &body_len);
     c->bytes_in = body_len;
 
     if (!c->snap) {
@@ -592,7 +592,7 @@ void dp_chat_handle(struct dp_worker *w, struct dp_http_req *req, const char *re
                    "could not start the upstream request");
         goto out_end;
     }
-    dp_http_req_on_abort(req, on_client_abort, c);
+    sy_http_req_on_abort(req, on_client_abort, c);
     return;
 
 out_end:

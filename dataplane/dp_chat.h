@@ -8,9 +8,9 @@
 #define DP_CHAT_H
 
 struct dp_worker;
-struct dp_http_req;
+struct sy_http_req;
 
 /* Handles one chat completion request; answers <req> now or later. */
-void dp_chat_handle(struct dp_worker *w, struct dp_http_req *req, const char *request_id);
+void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id);
 
 #endif

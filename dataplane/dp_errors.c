@@ -8,7 +8,7 @@
 
 #include <cJSON.h>
 
-#include "dp_http.h"
+#include "sy_http.h"
 #include "sy_util.h"
 
 const char *dp_error_type_for(int status)
@@ -65,15 +65,15 @@ char *dp_error_body(int status, const char *message)
     return dp_error_json(status, NULL, code, NULL, message);
 }
 
-void dp_error_reply(struct dp_http_req *req, int status, const char *type, const char *code,
+void dp_error_reply(struct sy_http_req *req, int status, const char *type, const char *code,
                     const char *param, const char *message)
 {
     char *body = dp_error_json(status, type, code, param, message);
-    dp_http_reply(req, status, "application/json", body, strlen(body));
+    sy_http_reply(req, status, "application/json", body, strlen(body));
     free(body);
 }
 
-void dp_error_replyf(struct dp_http_req *req, int status, const char *type, const char *code,
+void dp_error_replyf(struct sy_http_req *req, int status, const char *type, const char *code,
                      const char *param, const char *fmt, ...)
 {
     char msg[1024];

@@ -7,7 +7,7 @@
 #ifndef DP_ERRORS_H
 #define DP_ERRORS_H
 
-struct dp_http_req;
+struct sy_http_req;
 
 /* Returns a heap JSON error object (caller frees). <type> defaults from <status> when NULL;
  * <param> and <code> may be NULL (rendered as JSON null). */
@@ -17,15 +17,15 @@ char *dp_error_json(int status, const char *type, const char *code, const char *
 /* The default OpenAI error type for an HTTP status. */
 const char *dp_error_type_for(int status);
 
-/* For dp_http_server_new: the body of the server's own error answers. */
+/* For sy_http_server_new: the body of the server's own error answers. */
 char *dp_error_body(int status, const char *message);
 
 /* Answers <req> with an error object and <status>. */
-void dp_error_reply(struct dp_http_req *req, int status, const char *type, const char *code,
+void dp_error_reply(struct sy_http_req *req, int status, const char *type, const char *code,
                     const char *param, const char *message);
 
 /* The same with a printf-formatted message. */
-void dp_error_replyf(struct dp_http_req *req, int status, const char *type, const char *code,
+void dp_error_replyf(struct sy_http_req *req, int status, const char *type, const char *code,
                      const char *param, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 #endif

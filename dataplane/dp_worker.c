@@ -11,9 +11,9 @@
 
 #include "dp_api.h"
 #include "dp_errors.h"
-#include "dp_http.h"
 #include "dp_proxy.h"
 #include "dp_upstream.h"
+#include "sy_http.h"
 #include "sy_log.h"
 #include "sy_util.h"
 
@@ -21,7 +21,7 @@
 #define DP_MAX_HEADERS 100
 
 static void limits_from_policy(const struct dp_worker *w, const struct dp_snapshot *snap,
-                               struct dp_http_limits *lim)
+                               struct sy_http_limits *lim)
 {
     const struct sy_server_limits *s = snap ? &snap->policy->server : NULL;
     uint32_t workers = (uint32_t)w->proxy->n_workers;
@@ -44,9 +44,9 @@ struct dp_snapshot *dp_worker_snapshot(struct dp_worker *w)
 
     if (w->snap.generation != w->limits_generation && w->http) {
         /* A new policy: its server limits apply to requests that start from now on. */
-        struct dp_http_limits lim;
+        struct sy_http_limits lim;
         limits_from_policy(w, snap, &lim);
-        dp_http_server_set_limits(w->http, &lim);
+        sy_http_server_set_limits(w->http, &lim);
         w->limits_generation = w->snap.generation;
     }
     return snap;
@@ -66,7 +66,7 @@ static void on_drain_timeout(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     sy_warn("worker %d: drain time is up; closing %zu connection(s) still open", w->id,
-            dp_http_server_connections(w->http));
+            sy_http_server_connections(w->http));
     event_base_loopexit(w->base, NULL);
 }
 
@@ -86,12 +86,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
 
     evtimer_del(w->tick);
     evtimer_add(w->drain_timer, &tv);
-    dp_http_server_drain(w->http, on_drained, w);
+    sy_http_server_drain(w->http, on_drained, w);
 }
 
 int dp_worker_init(struct dp_worker *w, struct dp_proxy *proxy, int id, int fd)
 {
-    struct dp_http_limits lim;
+    struct sy_http_limits lim;
     struct timeval one_sec = {.tv_sec = 1, .tv_usec = 0};
 
     memset(w, 0, sizeof(*w));
@@ -109,7 +109,7 @@ int dp_worker_init(struct dp_worker *w, struct dp_proxy *proxy, int id, int fd)
     w->up = dp_upstream_new(w->base);
     limits_from_policy(w, dp_snapshot_cache_get(&w->snap, &proxy->holder), &lim);
     w->limits_generation = w->snap.generation;
-    w->http = dp_http_server_new(w->base, fd, &lim, dp_api_handle, w, dp_error_body);
+    w->http = sy_http_server_new(w->base, fd, &lim, dp_api_handle, w, dp_error_body);
     w->stop_ev = event_new(w->base, -1, 0, on_stop, w);
     w->drain_timer = evtimer_new(w->base, on_drain_timeout, w);
     w->tick = event_new(w->base, -1, EV_PERSIST, on_tick, w);
@@ -147,7 +147,7 @@ void dp_worker_join(struct dp_worker *w)
         pthread_join(w->thread, NULL);
     w->started = false;
     /* The server first: aborting its requests cancels their upstream calls. */
-    dp_http_server_free(w->http);
+    sy_http_server_free(w->http);
     w->http = NULL;
     dp_upstream_free(w->up);
     w->up = NULL;

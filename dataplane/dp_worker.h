@@ -17,14 +17,14 @@
 #include "dp_snapshot.h"
 
 struct dp_proxy;
-struct dp_http_server;
+struct sy_http_server;
 struct dp_upstream;
 
 struct dp_worker {
     int id;
     struct dp_proxy *proxy;
     struct event_base *base;
-    struct dp_http_server *http;
+    struct sy_http_server *http;
     struct dp_upstream *up;
     struct dp_snapshot_cache snap;
     struct event *stop_ev;

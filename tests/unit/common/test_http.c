@@ -1,4 +1,4 @@
-/* tests/unit/dataplane/test_http.c - the HTTP/1.1 server against raw bytes on loopback:
+/* tests/unit/common/test_http.c - the HTTP/1.1 server against raw bytes on loopback:
  * framing (Content-Length, chunked, pipelining), limits, errors in the OpenAI shape,
  * timeouts, keep-alive, SSE streaming and client aborts. */
 #include <arpa/inet.h>
@@ -18,45 +18,56 @@
 #include <cmocka.h>
 #include <event2/event.h>
 
-#include "dp_errors.h"
-#include "dp_http.h"
+#include "sy_http.h"
 #include "sy_util.h"
+
+/* The server's own error answers: the shape the data plane uses (dp_errors.c). */
+static char *error_body(int status, const char *message)
+{
+    const char *code = status == 413   ? "request_too_large"
+                       : status == 408 ? "request_timeout"
+                       : status == 431 ? "headers_too_large"
+                                       : "bad_request";
+    return sy_xasprintf("{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+                        "\"param\":null,\"code\":\"%s\"}}",
+                        message, code);
+}
 
 struct fixture {
     struct event_base *base;
-    struct dp_http_server *srv;
+    struct sy_http_server *srv;
     int port;
     int handled;
     int aborted;
-    struct dp_http_req *held; /* a request the handler did not answer yet */
-    struct dp_http_limits lim;
+    struct sy_http_req *held; /* a request the handler did not answer yet */
+    struct sy_http_limits lim;
 };
 
 /* Answers with the method, path, body length and one header, or holds /hold and /stream. */
-static void handler(struct dp_http_req *req, void *arg)
+static void handler(struct sy_http_req *req, void *arg)
 {
     struct fixture *f = arg;
     char body[512];
     size_t len;
-    const char *b = dp_http_req_body(req, &len);
-    const char *x = dp_http_req_header(req, "X-Test");
+    const char *b = sy_http_req_body(req, &len);
+    const char *x = sy_http_req_header(req, "X-Test");
 
     f->handled++;
-    if (strcmp(dp_http_req_path(req), "/hold") == 0 ||
-        strcmp(dp_http_req_path(req), "/stream") == 0) {
+    if (strcmp(sy_http_req_path(req), "/hold") == 0 ||
+        strcmp(sy_http_req_path(req), "/stream") == 0) {
         f->held = req;
         return;
     }
     snprintf(body, sizeof(body),
              "{\"method\":\"%s\",\"path\":\"%s\",\"query\":\"%s\",\"len\":%zu,"
              "\"x\":\"%s\",\"body\":\"%.40s\"}",
-             dp_http_req_method_name(req), dp_http_req_path(req), dp_http_req_query(req), len,
+             sy_http_req_method_name(req), sy_http_req_path(req), sy_http_req_query(req), len,
              x ? x : "", b);
-    dp_http_add_header(req, "x-extra", "1");
-    dp_http_reply(req, 200, "application/json", body, strlen(body));
+    sy_http_add_header(req, "x-extra", "1");
+    sy_http_reply(req, 200, "application/json", body, strlen(body));
 }
 
-static void on_abort(struct dp_http_req *req, void *arg)
+static void on_abort(struct sy_http_req *req, void *arg)
 {
     struct fixture *f = arg;
     (void)req;
@@ -79,7 +90,7 @@ static int setup(void **state)
     getsockname(fd, (struct sockaddr *)&sin, &sl);
     f->port = ntohs(sin.sin_port);
     f->base = event_base_new();
-    f->lim = (struct dp_http_limits){
+    f->lim = (struct sy_http_limits){
         .max_body_bytes = 1024,
         .max_header_bytes = 2048,
         .max_headers = 20,
@@ -88,7 +99,7 @@ static int setup(void **state)
         .idle_timeout_ms = 300,
         .max_connections = 4,
     };
-    f->srv = dp_http_server_new(f->base, fd, &f->lim, handler, f, dp_error_body);
+    f->srv = sy_http_server_new(f->base, fd, &f->lim, handler, f, error_body);
     assert_non_null(f->srv);
     *state = f;
     return 0;
@@ -97,7 +108,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct fixture *f = *state;
-    dp_http_server_free(f->srv);
+    sy_http_server_free(f->srv);
     event_base_free(f->base);
     free(f);
     return 0;
@@ -301,9 +312,9 @@ static void test_stream_and_abort(void **state)
     send_str(fd, "GET /stream HTTP/1.1\r\n\r\n");
     pump(f, fd, buf, sizeof(buf), NULL, 100);
     assert_non_null(f->held);
-    dp_http_req_on_abort(f->held, on_abort, f);
-    dp_http_stream_begin(f->held, 200, "text/event-stream");
-    dp_http_stream_write(f->held, "data: 1\n\n", 9);
+    sy_http_req_on_abort(f->held, on_abort, f);
+    sy_http_stream_begin(f->held, 200, "text/event-stream");
+    sy_http_stream_write(f->held, "data: 1\n\n", 9);
     pump(f, fd, buf, sizeof(buf), "data: 1\n\n\r\n", 1000);
     assert_non_null(strstr(buf, "Transfer-Encoding: chunked"));
     assert_non_null(strstr(buf, "9\r\ndata: 1\n\n\r\n"));
@@ -326,9 +337,9 @@ static void test_stream_end(void **state)
     send_str(fd, "GET /stream HTTP/1.1\r\n\r\n");
     pump(f, fd, buf, sizeof(buf), NULL, 100);
     assert_non_null(f->held);
-    dp_http_stream_begin(f->held, 200, "text/event-stream");
-    dp_http_stream_write(f->held, "data: x\n\n", 9);
-    dp_http_stream_end(f->held);
+    sy_http_stream_begin(f->held, 200, "text/event-stream");
+    sy_http_stream_write(f->held, "data: x\n\n", 9);
+    sy_http_stream_end(f->held);
     f->held = NULL;
     pump(f, fd, buf, sizeof(buf), "0\r\n\r\n", 1000);
     assert_non_null(strstr(buf, "0\r\n\r\n"));
@@ -346,7 +357,7 @@ static void test_connection_cap(void **state)
         fds[i] = client(f);
         pump(f, fds[i], buf, sizeof(buf), NULL, 30);
     }
-    assert_int_equal(dp_http_server_connections(f->srv), 4);
+    assert_int_equal(sy_http_server_connections(f->srv), 4);
     fds[4] = client(f);
     pump(f, fds[4], buf, sizeof(buf), NULL, 300);
     assert_non_null(strstr(buf, "HTTP/1.1 503"));

@@ -1,4 +1,4 @@
-/* dataplane/dp_http.c - HTTP/1.1 server on libevent bufferevents: parse, limits, answers.
+/* common/sy_http.c - HTTP/1.1 server on libevent bufferevents: parse, limits, answers.
  *
  * A connection moves IDLE -> HEADERS -> BODY -> HANDLING -> (IDLE | CLOSING). Only the
  * worker thread that owns the server touches it. Connections are freed only from the top
@@ -9,10 +9,10 @@
 
 /* How long a closing connection may take to accept our last answer, and how long we keep
  * discarding its input after a half-close. */
-#define DP_HTTP_WRITE_TIMEOUT_MS 10000
-#define DP_HTTP_LINGER_MS 2000
+#define SY_HTTP_WRITE_TIMEOUT_MS 10000
+#define SY_HTTP_LINGER_MS 2000
 
-#include "dp_http.h"
+#include "sy_http.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -48,20 +48,20 @@ enum chunk_state {
     CHUNK_TRAILER,
 };
 
-struct dp_http_header {
+struct sy_http_header {
     const char *name;
     const char *value;
 };
 
-struct dp_http_req {
-    struct dp_http_conn *conn;
-    enum dp_http_method method;
+struct sy_http_req {
+    struct sy_http_conn *conn;
+    enum sy_http_method method;
     const char *method_name;
     char *head; /* the request head, parsed in place */
     const char *path;
     const char *query;
     int minor; /* HTTP/1.<minor> */
-    struct dp_http_header *headers;
+    struct sy_http_header *headers;
     uint32_t n_headers;
     char *body;
     size_t body_len, body_cap;
@@ -72,36 +72,36 @@ struct dp_http_req {
     uint64_t start_us;
     char *resp_headers; /* "Name: value\r\n" lines */
     size_t resp_len, resp_cap;
-    dp_http_abort_fn on_abort;
+    sy_http_abort_fn on_abort;
     void *abort_arg;
-    dp_http_abort_fn on_writable;
+    sy_http_abort_fn on_writable;
     void *writable_arg;
 };
 
-struct dp_http_conn {
-    struct dp_http_server *srv;
+struct sy_http_conn {
+    struct sy_http_server *srv;
     struct bufferevent *bev;
     struct event *timer;
     struct event *resume; /* deferred parse of input that arrived while handling */
     enum conn_state state;
-    struct dp_http_req *req;
+    struct sy_http_req *req;
     size_t scan_off; /* where the search for the end of the head resumes */
     enum chunk_state chunk_state;
     size_t chunk_left;
     uint64_t first_byte_us;
     bool lingering; /* CLOSING, answer written, write side shut: waiting for the client */
     char peer[INET6_ADDRSTRLEN + 8];
-    struct dp_http_conn *prev, *next;
+    struct sy_http_conn *prev, *next;
 };
 
-struct dp_http_server {
+struct sy_http_server {
     struct event_base *base;
     struct evconnlistener *listener;
-    struct dp_http_limits limits;
-    dp_http_handler_fn handler;
+    struct sy_http_limits limits;
+    sy_http_handler_fn handler;
     void *handler_arg;
-    dp_http_error_body_fn error_body;
-    struct dp_http_conn *conns; /* all open connections */
+    sy_http_error_body_fn error_body;
+    struct sy_http_conn *conns; /* all open connections */
     size_t n_conns;
     bool draining;
     void (*on_drained)(void *);
@@ -110,12 +110,12 @@ struct dp_http_server {
     char date[40]; /* "Date: ...\r\n" cached per second */
 };
 
-static void conn_free(struct dp_http_conn *conn);
-static void conn_process(struct dp_http_conn *conn);
+static void conn_free(struct sy_http_conn *conn);
+static void conn_process(struct sy_http_conn *conn);
 
 /* ------------------------------------------------------------------------------------ */
 
-const char *dp_http_reason(int status)
+const char *sy_http_reason(int status)
 {
     switch (status) {
     case 100:
@@ -167,13 +167,13 @@ const char *dp_http_reason(int status)
     }
 }
 
-static void arm_timer(struct dp_http_conn *conn, uint32_t ms)
+static void arm_timer(struct sy_http_conn *conn, uint32_t ms)
 {
     struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
     evtimer_add(conn->timer, &tv);
 }
 
-static const char *date_header(struct dp_http_server *srv)
+static const char *date_header(struct sy_http_server *srv)
 {
     time_t now = time(NULL);
     if (now != srv->date_sec) {
@@ -185,7 +185,7 @@ static const char *date_header(struct dp_http_server *srv)
     return srv->date;
 }
 
-static void req_free(struct dp_http_req *req)
+static void req_free(struct sy_http_req *req)
 {
     if (!req)
         return;
@@ -199,16 +199,16 @@ static void req_free(struct dp_http_req *req)
 /* Enters CLOSING: once everything queued is written, half-close and keep discarding input
  * until the client closes too (or a short linger time passes). Closing with unread input
  * would make the kernel send RST, and the client could lose our answer (an early 413, say). */
-static void conn_close_after_flush(struct dp_http_conn *conn)
+static void conn_close_after_flush(struct sy_http_conn *conn)
 {
     conn->state = CONN_CLOSING;
     bufferevent_setwatermark(conn->bev, EV_WRITE, 0, 0);
-    arm_timer(conn, DP_HTTP_WRITE_TIMEOUT_MS);
+    arm_timer(conn, SY_HTTP_WRITE_TIMEOUT_MS);
 }
 
 /* CLOSING and everything is written: half-close and linger. Returns true when the
  * connection must be freed now. */
-static bool conn_linger(struct dp_http_conn *conn)
+static bool conn_linger(struct sy_http_conn *conn)
 {
     if (conn->lingering)
         return false;
@@ -217,12 +217,12 @@ static bool conn_linger(struct dp_http_conn *conn)
                    evbuffer_get_length(bufferevent_get_input(conn->bev)));
     if (shutdown(bufferevent_getfd(conn->bev), SHUT_WR) < 0)
         return true;
-    arm_timer(conn, DP_HTTP_LINGER_MS);
+    arm_timer(conn, SY_HTTP_LINGER_MS);
     return false;
 }
 
 /* Writes a complete answer for a request the server itself refuses, then closes. */
-static void conn_send_error(struct dp_http_conn *conn, int status, const char *message)
+static void conn_send_error(struct sy_http_conn *conn, int status, const char *message)
 {
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     char msg[256];
@@ -240,7 +240,7 @@ static void conn_send_error(struct dp_http_conn *conn, int status, const char *m
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\nServer: switchyard\r\n%sContent-Type: "
                         "application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                        status, dp_http_reason(status), date_header(conn->srv), len);
+                        status, sy_http_reason(status), date_header(conn->srv), len);
     evbuffer_add(out, body, len);
     free(body);
     if (conn->req) {
@@ -250,33 +250,33 @@ static void conn_send_error(struct dp_http_conn *conn, int status, const char *m
     conn_close_after_flush(conn);
 }
 
-static enum dp_http_method parse_method(const char *m, size_t n)
+static enum sy_http_method parse_method(const char *m, size_t n)
 {
     switch (n) {
     case 3:
         if (memcmp(m, "GET", 3) == 0)
-            return DP_HTTP_GET;
+            return SY_HTTP_GET;
         if (memcmp(m, "PUT", 3) == 0)
-            return DP_HTTP_PUT;
+            return SY_HTTP_PUT;
         break;
     case 4:
         if (memcmp(m, "POST", 4) == 0)
-            return DP_HTTP_POST;
+            return SY_HTTP_POST;
         if (memcmp(m, "HEAD", 4) == 0)
-            return DP_HTTP_HEAD;
+            return SY_HTTP_HEAD;
         break;
     case 6:
         if (memcmp(m, "DELETE", 6) == 0)
-            return DP_HTTP_DELETE;
+            return SY_HTTP_DELETE;
         break;
     case 7:
         if (memcmp(m, "OPTIONS", 7) == 0)
-            return DP_HTTP_OPTIONS;
+            return SY_HTTP_OPTIONS;
         break;
     default:
         break;
     }
-    return DP_HTTP_OTHER;
+    return SY_HTTP_OTHER;
 }
 
 static bool is_tchar(unsigned char c)
@@ -308,7 +308,7 @@ static bool has_token(const char *v, const char *tok)
 
 /* Parses the head (request line + headers, ending in CRLF CRLF) in req->head. Returns 0, or
  * an HTTP status for the error and sets *why. */
-static int parse_head(struct dp_http_req *req, size_t len, const struct dp_http_limits *lim,
+static int parse_head(struct sy_http_req *req, size_t len, const struct sy_http_limits *lim,
                       const char **why)
 {
     char *p = req->head;
@@ -435,7 +435,7 @@ static int parse_head(struct dp_http_req *req, size_t len, const struct dp_http_
     }
 
     /* Framing: Transfer-Encoding and Content-Length (RFC 9112 section 6). */
-    const char *te = dp_http_req_header(req, "transfer-encoding");
+    const char *te = sy_http_req_header(req, "transfer-encoding");
     const char *cl = NULL;
     int n_cl = 0;
     for (uint32_t i = 0; i < req->n_headers; i++) {
@@ -483,7 +483,7 @@ static int parse_head(struct dp_http_req *req, size_t len, const struct dp_http_
         return 413;
     }
 
-    const char *conn_hdr = dp_http_req_header(req, "connection");
+    const char *conn_hdr = sy_http_req_header(req, "connection");
     if (req->minor == 1)
         req->keep_alive = !(conn_hdr && has_token(conn_hdr, "close"));
     else
@@ -491,7 +491,7 @@ static int parse_head(struct dp_http_req *req, size_t len, const struct dp_http_
     return 0;
 }
 
-static int body_reserve(struct dp_http_req *req, size_t need)
+static int body_reserve(struct sy_http_req *req, size_t need)
 {
     size_t cap;
     char *nb;
@@ -511,10 +511,10 @@ static int body_reserve(struct dp_http_req *req, size_t need)
 
 /* Moves chunked body data from <in> into the request. Returns 1 when the body is complete,
  * 0 when more input is needed, or an HTTP status with *why on error. */
-static int read_chunked(struct dp_http_conn *conn, struct evbuffer *in, const char **why)
+static int read_chunked(struct sy_http_conn *conn, struct evbuffer *in, const char **why)
 {
-    struct dp_http_req *req = conn->req;
-    const struct dp_http_limits *lim = &conn->srv->limits;
+    struct sy_http_req *req = conn->req;
+    const struct sy_http_limits *lim = &conn->srv->limits;
 
     for (;;) {
         switch (conn->chunk_state) {
@@ -602,9 +602,9 @@ static int read_chunked(struct dp_http_conn *conn, struct evbuffer *in, const ch
     }
 }
 
-static void dispatch(struct dp_http_conn *conn)
+static void dispatch(struct sy_http_conn *conn)
 {
-    struct dp_http_req *req = conn->req;
+    struct sy_http_req *req = conn->req;
 
     evtimer_del(conn->timer);
     conn->state = CONN_HANDLING;
@@ -617,10 +617,10 @@ static void dispatch(struct dp_http_conn *conn)
 }
 
 /* Parses as much of the input as the state allows; dispatches complete requests. */
-static void conn_process(struct dp_http_conn *conn)
+static void conn_process(struct sy_http_conn *conn)
 {
-    struct dp_http_server *srv = conn->srv;
-    const struct dp_http_limits *lim = &srv->limits;
+    struct sy_http_server *srv = conn->srv;
+    const struct sy_http_limits *lim = &srv->limits;
     struct evbuffer *in = bufferevent_get_input(conn->bev);
 
     for (;;) {
@@ -682,7 +682,7 @@ static void conn_process(struct dp_http_conn *conn)
             conn->chunk_state = CHUNK_SIZE;
             conn->chunk_left = 0;
             if (conn->req->content_length != 0) {
-                const char *expect = dp_http_req_header(conn->req, "expect");
+                const char *expect = sy_http_req_header(conn->req, "expect");
                 if (expect && strcasecmp(expect, "100-continue") == 0 && conn->req->minor == 1 &&
                     evbuffer_get_length(in) == 0) {
                     static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -693,7 +693,7 @@ static void conn_process(struct dp_http_conn *conn)
             break;
         }
         case CONN_BODY: {
-            struct dp_http_req *req = conn->req;
+            struct sy_http_req *req = conn->req;
             if (req->content_length >= 0) {
                 size_t need = (size_t)req->content_length;
                 if (need && avail < need)
@@ -734,7 +734,7 @@ static void conn_process(struct dp_http_conn *conn)
 }
 
 /* After a callback: a CLOSING connection whose answer is written lingers, then goes. */
-static void conn_after_io(struct dp_http_conn *conn)
+static void conn_after_io(struct sy_http_conn *conn)
 {
     if (conn->state == CONN_CLOSING &&
         evbuffer_get_length(bufferevent_get_output(conn->bev)) == 0 && conn_linger(conn))
@@ -743,7 +743,7 @@ static void conn_after_io(struct dp_http_conn *conn)
 
 static void on_resume(evutil_socket_t fd, short what, void *arg)
 {
-    struct dp_http_conn *conn = arg;
+    struct sy_http_conn *conn = arg;
     (void)fd;
     (void)what;
     conn_process(conn);
@@ -752,7 +752,7 @@ static void on_resume(evutil_socket_t fd, short what, void *arg)
 
 static void on_read(struct bufferevent *bev, void *arg)
 {
-    struct dp_http_conn *conn = arg;
+    struct sy_http_conn *conn = arg;
     (void)bev;
     conn_process(conn);
     conn_after_io(conn);
@@ -760,7 +760,7 @@ static void on_read(struct bufferevent *bev, void *arg)
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
-    struct dp_http_conn *conn = arg;
+    struct sy_http_conn *conn = arg;
     size_t queued = evbuffer_get_length(bufferevent_get_output(bev));
 
     if (conn->state == CONN_CLOSING) {
@@ -768,8 +768,8 @@ static void on_write(struct bufferevent *bev, void *arg)
             conn_free(conn);
         return;
     }
-    if (conn->req && conn->req->on_writable && queued <= DP_HTTP_LOW_WATER) {
-        dp_http_abort_fn cb = conn->req->on_writable;
+    if (conn->req && conn->req->on_writable && queued <= SY_HTTP_LOW_WATER) {
+        sy_http_abort_fn cb = conn->req->on_writable;
         conn->req->on_writable = NULL;
         cb(conn->req, conn->req->writable_arg);
     }
@@ -777,7 +777,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 
 static void on_event(struct bufferevent *bev, short what, void *arg)
 {
-    struct dp_http_conn *conn = arg;
+    struct sy_http_conn *conn = arg;
     (void)bev;
 
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
@@ -789,7 +789,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 
 static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
-    struct dp_http_conn *conn = arg;
+    struct sy_http_conn *conn = arg;
     (void)fd;
     (void)what;
 
@@ -810,7 +810,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     conn_after_io(conn);
 }
 
-static void maybe_drained(struct dp_http_server *srv)
+static void maybe_drained(struct sy_http_server *srv)
 {
     if (srv->draining && srv->n_conns == 0 && srv->on_drained) {
         void (*cb)(void *) = srv->on_drained;
@@ -820,12 +820,12 @@ static void maybe_drained(struct dp_http_server *srv)
 }
 
 /* Frees the connection; an unfinished request is aborted first. */
-static void conn_free(struct dp_http_conn *conn)
+static void conn_free(struct sy_http_conn *conn)
 {
-    struct dp_http_server *srv = conn->srv;
+    struct sy_http_server *srv = conn->srv;
 
     if (conn->req) {
-        struct dp_http_req *req = conn->req;
+        struct sy_http_req *req = conn->req;
         if (!req->done && conn->state == CONN_HANDLING && req->on_abort)
             req->on_abort(req, req->abort_arg);
         req_free(req);
@@ -860,8 +860,8 @@ static void reject_connection(int fd)
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int salen,
                       void *arg)
 {
-    struct dp_http_server *srv = arg;
-    struct dp_http_conn *conn;
+    struct sy_http_server *srv = arg;
+    struct sy_http_conn *conn;
     int one = 1;
     (void)l;
     (void)salen;
@@ -908,7 +908,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     srv->n_conns++;
     conn->state = CONN_IDLE;
     bufferevent_setcb(conn->bev, on_read, on_write, on_event, conn);
-    bufferevent_setwatermark(conn->bev, EV_WRITE, DP_HTTP_LOW_WATER, 0);
+    bufferevent_setwatermark(conn->bev, EV_WRITE, SY_HTTP_LOW_WATER, 0);
     bufferevent_enable(conn->bev, EV_READ | EV_WRITE);
     arm_timer(conn, srv->limits.header_timeout_ms);
 }
@@ -920,12 +920,12 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     sy_warn("accept failed: %s", strerror(errno));
 }
 
-struct dp_http_server *dp_http_server_new(struct event_base *base, int fd,
-                                          const struct dp_http_limits *limits,
-                                          dp_http_handler_fn handler, void *arg,
-                                          dp_http_error_body_fn error_body)
+struct sy_http_server *sy_http_server_new(struct event_base *base, int fd,
+                                          const struct sy_http_limits *limits,
+                                          sy_http_handler_fn handler, void *arg,
+                                          sy_http_error_body_fn error_body)
 {
-    struct dp_http_server *srv = sy_xcalloc(1, sizeof(*srv));
+    struct sy_http_server *srv = sy_xcalloc(1, sizeof(*srv));
 
     srv->base = base;
     srv->limits = *limits;
@@ -941,14 +941,14 @@ struct dp_http_server *dp_http_server_new(struct event_base *base, int fd,
     return srv;
 }
 
-void dp_http_server_set_limits(struct dp_http_server *srv, const struct dp_http_limits *limits)
+void sy_http_server_set_limits(struct sy_http_server *srv, const struct sy_http_limits *limits)
 {
     srv->limits = *limits;
 }
 
-void dp_http_server_drain(struct dp_http_server *srv, void (*on_drained)(void *), void *arg)
+void sy_http_server_drain(struct sy_http_server *srv, void (*on_drained)(void *), void *arg)
 {
-    struct dp_http_conn *conn, *next;
+    struct sy_http_conn *conn, *next;
 
     srv->draining = true;
     srv->on_drained = on_drained;
@@ -965,12 +965,12 @@ void dp_http_server_drain(struct dp_http_server *srv, void (*on_drained)(void *)
     maybe_drained(srv);
 }
 
-size_t dp_http_server_connections(const struct dp_http_server *srv)
+size_t sy_http_server_connections(const struct sy_http_server *srv)
 {
     return srv->n_conns;
 }
 
-void dp_http_server_free(struct dp_http_server *srv)
+void sy_http_server_free(struct sy_http_server *srv)
 {
     if (!srv)
         return;
@@ -984,27 +984,27 @@ void dp_http_server_free(struct dp_http_server *srv)
 
 /* ------------------------------------------------------------------------------------ */
 
-enum dp_http_method dp_http_req_method(const struct dp_http_req *req)
+enum sy_http_method sy_http_req_method(const struct sy_http_req *req)
 {
     return req->method;
 }
 
-const char *dp_http_req_method_name(const struct dp_http_req *req)
+const char *sy_http_req_method_name(const struct sy_http_req *req)
 {
     return req->method_name;
 }
 
-const char *dp_http_req_path(const struct dp_http_req *req)
+const char *sy_http_req_path(const struct sy_http_req *req)
 {
     return req->path;
 }
 
-const char *dp_http_req_query(const struct dp_http_req *req)
+const char *sy_http_req_query(const struct sy_http_req *req)
 {
     return req->query;
 }
 
-const char *dp_http_req_header(const struct dp_http_req *req, const char *name)
+const char *sy_http_req_header(const struct sy_http_req *req, const char *name)
 {
     for (uint32_t i = 0; i < req->n_headers; i++) {
         if (strcasecmp(req->headers[i].name, name) == 0)
@@ -1013,40 +1013,40 @@ const char *dp_http_req_header(const struct dp_http_req *req, const char *name)
     return NULL;
 }
 
-const char *dp_http_req_body(const struct dp_http_req *req, size_t *len)
+const char *sy_http_req_body(const struct sy_http_req *req, size_t *len)
 {
     *len = req->body_len;
     return req->body ? req->body : "";
 }
 
-uint64_t dp_http_req_start_us(const struct dp_http_req *req)
+uint64_t sy_http_req_start_us(const struct sy_http_req *req)
 {
     return req->start_us;
 }
 
-const char *dp_http_req_peer(const struct dp_http_req *req)
+const char *sy_http_req_peer(const struct sy_http_req *req)
 {
     return req->conn->peer;
 }
 
-void dp_http_req_on_abort(struct dp_http_req *req, dp_http_abort_fn cb, void *arg)
+void sy_http_req_on_abort(struct sy_http_req *req, sy_http_abort_fn cb, void *arg)
 {
     req->on_abort = cb;
     req->abort_arg = arg;
 }
 
-void dp_http_req_on_writable(struct dp_http_req *req, dp_http_abort_fn cb, void *arg)
+void sy_http_req_on_writable(struct sy_http_req *req, sy_http_abort_fn cb, void *arg)
 {
     req->on_writable = cb;
     req->writable_arg = arg;
 }
 
-bool dp_http_req_streaming(const struct dp_http_req *req)
+bool sy_http_req_streaming(const struct sy_http_req *req)
 {
     return req->streaming;
 }
 
-void dp_http_add_header(struct dp_http_req *req, const char *name, const char *value)
+void sy_http_add_header(struct sy_http_req *req, const char *name, const char *value)
 {
     size_t nl = strlen(name), vl = strlen(value);
     size_t need = req->resp_len + nl + vl + 4;
@@ -1071,21 +1071,21 @@ void dp_http_add_header(struct dp_http_req *req, const char *name, const char *v
 }
 
 /* Whether the connection must close after this answer. */
-static bool closes_after(const struct dp_http_req *req)
+static bool closes_after(const struct sy_http_req *req)
 {
     return !req->keep_alive || req->conn->srv->draining;
 }
 
-static void write_head(struct dp_http_req *req, int status, const char *content_type,
+static void write_head(struct sy_http_req *req, int status, const char *content_type,
                        const char *framing)
 {
-    struct dp_http_conn *conn = req->conn;
+    struct sy_http_conn *conn = req->conn;
     struct evbuffer *out = bufferevent_get_output(conn->bev);
     char line[256];
     int n;
 
     n = snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\nServer: switchyard\r\n", req->minor,
-                 status, dp_http_reason(status));
+                 status, sy_http_reason(status));
     evbuffer_add(out, line, (size_t)n);
     const char *date = date_header(conn->srv);
     evbuffer_add(out, date, strlen(date));
@@ -1104,9 +1104,9 @@ static void write_head(struct dp_http_req *req, int status, const char *content_
 }
 
 /* The answer is fully queued: reuse the connection or close it. */
-static void req_complete(struct dp_http_req *req)
+static void req_complete(struct sy_http_req *req)
 {
-    struct dp_http_conn *conn = req->conn;
+    struct sy_http_conn *conn = req->conn;
     bool close_conn = closes_after(req);
 
     req->done = true;
@@ -1124,19 +1124,19 @@ static void req_complete(struct dp_http_req *req)
         event_active(conn->resume, 0, 0);
 }
 
-void dp_http_reply(struct dp_http_req *req, int status, const char *content_type, const char *body,
+void sy_http_reply(struct sy_http_req *req, int status, const char *content_type, const char *body,
                    size_t len)
 {
     char framing[64];
 
     snprintf(framing, sizeof(framing), "Content-Length: %zu\r\n", len);
     write_head(req, status, content_type, framing);
-    if (len && req->method != DP_HTTP_HEAD)
+    if (len && req->method != SY_HTTP_HEAD)
         evbuffer_add(bufferevent_get_output(req->conn->bev), body, len);
     req_complete(req);
 }
 
-void dp_http_stream_begin(struct dp_http_req *req, int status, const char *content_type)
+void sy_http_stream_begin(struct sy_http_req *req, int status, const char *content_type)
 {
     req->streaming = true;
     if (req->minor == 0)
@@ -1146,11 +1146,11 @@ void dp_http_stream_begin(struct dp_http_req *req, int status, const char *conte
                           : "Cache-Control: no-cache\r\n");
 }
 
-size_t dp_http_stream_write(struct dp_http_req *req, const char *data, size_t len)
+size_t sy_http_stream_write(struct sy_http_req *req, const char *data, size_t len)
 {
     struct evbuffer *out = bufferevent_get_output(req->conn->bev);
 
-    if (len && req->method != DP_HTTP_HEAD) {
+    if (len && req->method != SY_HTTP_HEAD) {
         if (req->minor) {
             char sz[24];
             int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
@@ -1164,14 +1164,14 @@ size_t dp_http_stream_write(struct dp_http_req *req, const char *data, size_t le
     return evbuffer_get_length(out);
 }
 
-size_t dp_http_req_queued(const struct dp_http_req *req)
+size_t sy_http_req_queued(const struct sy_http_req *req)
 {
     return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
 }
 
-void dp_http_stream_end(struct dp_http_req *req)
+void sy_http_stream_end(struct sy_http_req *req)
 {
-    if (req->minor && req->method != DP_HTTP_HEAD)
+    if (req->minor && req->method != SY_HTTP_HEAD)
         evbuffer_add(bufferevent_get_output(req->conn->bev), "0\r\n\r\n", 5);
     req_complete(req);
 }
