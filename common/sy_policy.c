@@ -22,7 +22,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -904,20 +903,6 @@ static void set_err(char **errmsg, char *msg)
         free(msg);
 }
 
-/* Fills <out> with the first 16 hex digits of SHA-256(<data>). Returns 0 or -ENOMEM. */
-static int hash_hex(const void *data, size_t len, char out[17])
-{
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int md_len = 0;
-    size_t i;
-
-    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len < 8)
-        return -ENOMEM;
-    for (i = 0; i < 8; i++)
-        snprintf(out + 2 * i, 3, "%02x", md[i]);
-    return 0;
-}
-
 /* Compiles <root> into a new policy (refcount 1, hash not yet set), or NULL with *errmsg. */
 static struct sy_policy *compile_tree(const cJSON *root, char **errmsg)
 {
@@ -967,7 +952,7 @@ struct sy_policy *sy_policy_compile(const char *src, size_t len, char **errmsg)
         return NULL;
     pol = compile_tree(root, errmsg);
     cJSON_Delete(root);
-    if (pol && hash_hex(src, len, pol->hash) < 0) {
+    if (pol && sy_sha256_hex16(src, len, pol->hash) < 0) {
         set_err(errmsg, sy_xasprintf("policy: cannot compute SHA-256"));
         policy_free(pol);
         pol = NULL;
@@ -986,7 +971,7 @@ struct sy_policy *sy_policy_compile_json(const struct cJSON *root, char **errmsg
     if (!pol)
         return NULL;
     text = cJSON_PrintUnformatted(root);
-    if (!text || hash_hex(text, strlen(text), pol->hash) < 0) {
+    if (!text || sy_sha256_hex16(text, strlen(text), pol->hash) < 0) {
         set_err(errmsg, sy_xasprintf("policy: out of memory"));
         policy_free(pol);
         pol = NULL;

@@ -10,6 +10,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+
 static void oom(void)
 {
     static const char msg[] = "switchyard: out of memory\n";
@@ -136,4 +138,20 @@ int sy_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 bool sy_strcaseeq_n(const char *a, size_t alen, const char *b)
 {
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+int sy_sha256_hex16(const void *data, size_t len, char out[17])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+
+    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len < 8)
+        return -ENOMEM;
+    for (int i = 0; i < 8; i++) {
+        out[2 * i] = hex[md[i] >> 4];
+        out[2 * i + 1] = hex[md[i] & 15];
+    }
+    out[16] = '\0';
+    return 0;
 }

@@ -8,24 +8,22 @@
 
 #include "dp_proxy.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 
+#include "dp_control.h"
 #include "dp_worker.h"
 #include "sy_log.h"
+#include "sy_net.h"
 #include "sy_util.h"
 
 int dp_proxy_reload(struct dp_proxy *px)
@@ -57,63 +55,6 @@ int dp_proxy_reload(struct dp_proxy *px)
     return 0;
 }
 
-/* Binds one listening socket on <host>:<port> with SO_REUSEPORT. Returns the fd or -errno. */
-static int listen_on(const char *host, int port, char *bound, size_t bound_len)
-{
-    struct addrinfo hints = {.ai_family = AF_UNSPEC,
-                             .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res = NULL;
-    char portstr[8];
-    int fd = -1, one = 1, rc;
-
-    snprintf(portstr, sizeof(portstr), "%d", port);
-    rc = getaddrinfo(host, portstr, &hints, &res);
-    if (rc) {
-        sy_error("cannot resolve listen address %s: %s", host, gai_strerror(rc));
-        return -EINVAL;
-    }
-    fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        rc = -errno;
-        goto out_free_ai;
-    }
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 4096) < 0) {
-        rc = -errno;
-        sy_error("cannot listen on %s:%d: %s", host, port, strerror(errno));
-        close(fd);
-        goto out_free_ai;
-    }
-    if (bound) {
-        struct sockaddr_storage ss;
-        socklen_t sl = sizeof(ss);
-        char ip[INET6_ADDRSTRLEN];
-        getsockname(fd, (struct sockaddr *)&ss, &sl);
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &s6->sin6_addr, ip, sizeof(ip));
-            snprintf(bound, bound_len, "[%s]:%u", ip, ntohs(s6->sin6_port));
-        } else {
-            struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &s4->sin_addr, ip, sizeof(ip));
-            snprintf(bound, bound_len, "%s:%u", ip, ntohs(s4->sin_port));
-        }
-    }
-    rc = fd;
-
-out_free_ai:
-    freeaddrinfo(res);
-    return rc;
-}
-
-static int bound_port(const char *bound)
-{
-    const char *colon = strrchr(bound, ':');
-    return colon ? (int)strtol(colon + 1, NULL, 10) : 0;
-}
-
 struct signal_ctx {
     struct dp_proxy *px;
     struct event_base *base;
@@ -125,6 +66,10 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
 
     if (sig == SIGHUP) {
+        if (!ctx->px->opt.policy_path) {
+            sy_info("SIGHUP ignored: in managed mode the control plane sends the policy");
+            return;
+        }
         sy_info("SIGHUP: reloading %s", ctx->px->opt.policy_path);
         dp_proxy_reload(ctx->px);
         return;
@@ -146,6 +91,7 @@ int dp_proxy_run(const struct dp_options *opt)
     struct event *sig_ev[3] = {NULL, NULL, NULL};
     const int sigs[3] = {SIGHUP, SIGTERM, SIGINT};
     struct signal_ctx sctx;
+    struct dp_control *ctl = NULL;
 
     memset(&px, 0, sizeof(px));
     px.opt = *opt;
@@ -171,7 +117,7 @@ int dp_proxy_run(const struct dp_options *opt)
             goto out_curl;
         }
     }
-    if (dp_proxy_reload(&px) < 0)
+    if (opt->policy_path ? dp_proxy_reload(&px) < 0 : dp_control_load_state(&px) < 0)
         goto out_log;
 
     px.n_workers = opt->workers > 0 ? opt->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
@@ -179,8 +125,8 @@ int dp_proxy_run(const struct dp_options *opt)
         px.n_workers = 1;
     px.workers = sy_xcalloc((size_t)px.n_workers, sizeof(*px.workers));
     for (int i = 0; i < px.n_workers; i++) {
-        int fd = listen_on(host, i == 0 ? port : bound_port(px.bound), i == 0 ? px.bound : NULL,
-                           sizeof(px.bound));
+        int fd = sy_listen_tcp(host, i == 0 ? port : sy_bound_port(px.bound), true,
+                               i == 0 ? px.bound : NULL, sizeof(px.bound));
         if (fd < 0)
             goto out_workers;
         if (dp_worker_init(&px.workers[i], &px, i, fd) < 0) {
@@ -194,8 +140,13 @@ int dp_proxy_run(const struct dp_options *opt)
             goto out_workers;
         }
     }
-    sy_info("listening on %s (%d workers, policy version %lld)", px.bound, px.n_workers,
-            (long long)px.loads);
+    if (opt->control_plane) {
+        ctl = dp_control_start(&px);
+        if (!ctl)
+            goto out_workers;
+    }
+    sy_info("listening on %s (%d workers, %s)", px.bound, px.n_workers,
+            opt->control_plane ? "managed mode" : "standalone mode");
 
     base = event_base_new();
     if (!base)
@@ -210,6 +161,7 @@ int dp_proxy_run(const struct dp_options *opt)
     rc = 0;
 
 out_workers:
+    dp_control_stop(ctl);
     if (rc) {
         for (int i = 0; i < px.n_workers && px.workers; i++)
             dp_worker_stop(&px.workers[i]);
