@@ -16,10 +16,14 @@
 struct dp_worker;
 
 struct dp_options {
-    const char *listen;      /* HOST:PORT; port 0 picks one */
-    const char *policy_path; /* standalone mode */
-    const char *access_log;  /* path, "-" for stdout, "off" */
-    int workers;             /* 0 = online cores */
+    const char *listen;        /* HOST:PORT; port 0 picks one */
+    const char *policy_path;   /* standalone mode */
+    const char *control_plane; /* managed mode: HOST:PORT of the control plane's gRPC */
+    const char *node_id;       /* managed mode: this proxy's name in the fleet */
+    const char *zone;          /* managed mode: optional zone label */
+    const char *state_dir;     /* managed mode: where the last good snapshot is kept */
+    const char *access_log;    /* path, "-" for stdout, "off" */
+    int workers;               /* 0 = online cores */
     uint32_t drain_timeout_ms;
 };
 

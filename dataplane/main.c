@@ -12,9 +12,17 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: switchyard-proxy --listen HOST:PORT --policy FILE [options]\n"
+            "       switchyard-proxy --listen HOST:PORT --control-plane HOST:PORT --node-id ID\n"
+            "                        [--state-dir DIR] [options]\n"
             "\n"
             "  --listen HOST:PORT       address to serve on (port 0 picks a free port)\n"
-            "  --policy FILE            routing policy, YAML or JSON (SIGHUP re-reads it)\n"
+            "  --policy FILE            standalone: routing policy, YAML or JSON (SIGHUP\n"
+            "                           re-reads it)\n"
+            "  --control-plane HOST:PORT managed: follow this control plane's gRPC address\n"
+            "  --node-id ID             managed: this proxy's name in the fleet\n"
+            "  --zone ZONE              managed: zone label shown in the fleet view\n"
+            "  --state-dir DIR          managed: keep the last good policy here and serve it\n"
+            "                           after a restart when the control plane is away\n"
             "  --workers N              worker threads (default: online cores)\n"
             "  --access-log PATH        JSON access log: a file, '-' for stdout (default), 'off'\n"
             "  --log-level LEVEL        debug, info (default), warn, error\n"
@@ -28,6 +36,10 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"policy", required_argument, NULL, 'p'},
+        {"control-plane", required_argument, NULL, 'c'},
+        {"node-id", required_argument, NULL, 'n'},
+        {"zone", required_argument, NULL, 'z'},
+        {"state-dir", required_argument, NULL, 's'},
         {"workers", required_argument, NULL, 'w'},
         {"access-log", required_argument, NULL, 'a'},
         {"log-level", required_argument, NULL, 'v'},
@@ -54,6 +66,18 @@ int main(int argc, char **argv)
             break;
         case 'p':
             opt.policy_path = optarg;
+            break;
+        case 'c':
+            opt.control_plane = optarg;
+            break;
+        case 'n':
+            opt.node_id = optarg;
+            break;
+        case 'z':
+            opt.zone = optarg;
+            break;
+        case 's':
+            opt.state_dir = optarg;
             break;
         case 'w':
             if (sy_parse_i64(optarg, 1, 1024, &n) < 0) {
@@ -98,9 +122,19 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (!opt.listen || !opt.policy_path) {
-        fprintf(stderr, "switchyard-proxy: --listen and --policy are required\n");
+    if (!opt.listen || !opt.policy_path == !opt.control_plane) {
+        fprintf(stderr, "switchyard-proxy: --listen and exactly one of --policy (standalone) "
+                        "or --control-plane (managed) are required\n");
         usage(stderr);
+        return 2;
+    }
+    if (opt.control_plane && !opt.node_id) {
+        fprintf(stderr, "switchyard-proxy: --control-plane needs --node-id\n");
+        return 2;
+    }
+    if (opt.policy_path && (opt.node_id || opt.state_dir || opt.zone)) {
+        fprintf(stderr, "switchyard-proxy: --node-id, --zone and --state-dir belong to managed "
+                        "mode (--control-plane)\n");
         return 2;
     }
     return dp_proxy_run(&opt);
