@@ -370,7 +370,13 @@ static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const c
             chat_error(c, 504, "upstream_error", "upstream_timeout", detail);
         else if (res == DP_UP_CONNECT)
             chat_error(c, 502, "upstream_error", "upstream_unreachable", detail);
-        else
+        else if (res == DP_UP_BROKEN) {
+            char msg[512];
+            snprintf(msg, sizeof(msg),
+                     "provider %s closed the connection before a complete answer (%s)",
+                     c->pick.provider->name, detail);
+            chat_error(c, 502, "upstream_error", "upstream_connection_closed", msg);
+        } else
             chat_error(c, 502, "upstream_error", c->error ? c->error : "upstream_error", detail);
         return;
     }
@@ -438,9 +444,18 @@ static void on_client_abort(struct sy_http_req *req, void *arg)
 /* Checks the request body; returns NULL with an error answer sent when it is unusable. */
 static cJSON *parse_request(struct dp_chat *c, const char *body, size_t len)
 {
-    cJSON *root = cJSON_ParseWithLength(body, len);
+    const char *end = NULL;
+    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     const cJSON *v;
 
+    /* One JSON value and nothing after it but whitespace. */
+    while (root && end < body + len &&
+           (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
+        end++;
+    if (root && end != body + len) {
+        cJSON_Delete(root);
+        root = NULL;
+    }
     if (!root) {
         chat_error(c, 400, "invalid_request_error", "invalid_json",
                    "the request body is not valid JSON");
