@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# scripts/run.sh - builds if needed and runs a local Switchyard: the proxy on 127.0.0.1:8080
-# in front of the mock provider (or the real OpenAI API when OPENAI_API_KEY is set).
-# Ctrl-C stops everything it started. Child logs go to .run/ in the repo.
+# scripts/run.sh - builds if needed and runs a local Switchyard: the control plane (file
+# store in .run/) with its admin API on 127.0.0.1:9090, and the proxy on 127.0.0.1:8080 in
+# managed mode, in front of the mock provider (or the real OpenAI API when OPENAI_API_KEY is
+# set). The policy file is the control plane's first version; push new ones with
+# switchyardctl. Ctrl-C stops everything it started. Child logs go to .run/ in the repo.
 #
 # Environment:
 #   OPENAI_API_KEY   set: use examples/policy-openai.yaml (real OpenAI), no mock
 #   SY_POLICY=FILE   use this policy file instead
+#   SY_STANDALONE=1  no control plane: the proxy reads the policy file itself (SIGHUP reloads)
 #   SY_PORT=8080     proxy port;  SY_MOCK_PORT=18080 mock port (the demo policy names 18080;
 #                    another port is written into a copy of it in .run/)
+#   SY_ADMIN_PORT=9090, SY_GRPC_PORT=9901  control plane ports
 #   SY_BUILD_DIR=build
 set -euo pipefail
 
@@ -16,6 +20,9 @@ cd "$root"
 build=${SY_BUILD_DIR:-build}
 port=${SY_PORT:-8080}
 mock_port=${SY_MOCK_PORT:-18080}
+admin_port=${SY_ADMIN_PORT:-9090}
+grpc_port=${SY_GRPC_PORT:-9901}
+standalone=${SY_STANDALONE:-0}
 rundir="$root/.run"
 mkdir -p "$rundir"
 
@@ -29,7 +36,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
         { tail -n 30 "$rundir/build.log"; die "cmake configure failed (run scripts/deps.sh?)"; }
 fi
 say "building (log: .run/build.log)"
-cmake --build "$build" -j"$(nproc)" --target switchyard-proxy switchyard-mockllm \
+cmake --build "$build" -j"$(nproc)" \
+    --target switchyard-proxy switchyard-mockllm switchyard-control switchyardctl \
     >>"$rundir/build.log" 2>&1 || { tail -n 30 "$rundir/build.log"; die "build failed"; }
 case $build in /*) bin="$build/bin" ;; *) bin="$root/$build/bin" ;; esac
 
@@ -64,10 +72,13 @@ trap 'stop_all' EXIT
 if [ -n "${SY_POLICY:-}" ]; then
     policy=$SY_POLICY
     mode="policy $policy"
+    store_name=custom
 elif [ -n "${OPENAI_API_KEY:-}" ]; then
     policy="$root/examples/policy-openai.yaml"
     mode="OpenAI (https://api.openai.com/v1, key from OPENAI_API_KEY)"
+    store_name=openai
 else
+    store_name=mock
     policy="$root/examples/policy.yaml"
     if [ "$mock_port" != 18080 ]; then
         sed "s|127.0.0.1:18080|127.0.0.1:$mock_port|" "$policy" >"$rundir/policy.yaml"
@@ -82,9 +93,25 @@ fi
 [ -f "$policy" ] || die "policy file $policy not found"
 
 port_busy "$port" && die "port $port is in use (set SY_PORT)"
-"$bin/switchyard-proxy" --listen "127.0.0.1:$port" --policy "$policy" \
-    --access-log "$rundir/access.log" >"$rundir/proxy.log" 2>&1 &
-pids+=($!)
+admin="http://127.0.0.1:$admin_port"
+if [ "$standalone" = 1 ]; then
+    "$bin/switchyard-proxy" --listen "127.0.0.1:$port" --policy "$policy" \
+        --access-log "$rundir/access.log" >"$rundir/proxy.log" 2>&1 &
+    pids+=($!)
+else
+    # One store per upstream mode, so a demo run never serves another mode's policy. The
+    # policy file becomes version 1 the first time; later runs keep the pushed history.
+    port_busy "$admin_port" && die "port $admin_port is in use (set SY_ADMIN_PORT)"
+    port_busy "$grpc_port" && die "port $grpc_port is in use (set SY_GRPC_PORT)"
+    "$bin/switchyard-control" --grpc-listen "127.0.0.1:$grpc_port" \
+        --admin-listen "127.0.0.1:$admin_port" --store "file:$rundir/data-$store_name" \
+        --bootstrap-policy "$policy" --id local >"$rundir/control.log" 2>&1 &
+    pids+=($!)
+    "$bin/switchyard-proxy" --listen "127.0.0.1:$port" --control-plane "127.0.0.1:$grpc_port" \
+        --node-id local-proxy --state-dir "$rundir/proxy-state-$store_name" \
+        --access-log "$rundir/access.log" >"$rundir/proxy.log" 2>&1 &
+    pids+=($!)
+fi
 
 # --- wait for /readyz ----------------------------------------------------------------------
 url="http://127.0.0.1:$port"
@@ -125,9 +152,19 @@ OpenAI SDK:  base URL $url/v1  (any API key; the proxy sends the provider's own)
   e.g.  new OpenAI({ baseURL: "$url/v1", apiKey: "unused" })
         OpenAI(base_url="$url/v1", api_key="unused")
 
-Reload the policy after editing it:  kill -HUP ${pids[-1]}
-Ctrl-C stops everything.
 EOF
+if [ "$standalone" = 1 ]; then
+    echo "Reload the policy after editing it:  kill -HUP ${pids[-1]}"
+else
+    cat <<EOF
+Control plane admin API: $admin  (logs: .run/control.log)
+  $bin/switchyardctl --server $admin policy push $policy --note "my change"
+  $bin/switchyardctl --server $admin policy list
+  $bin/switchyardctl --server $admin fleet
+EOF
+fi
+echo "Ctrl-C stops everything."
+
 
 # Runs until Ctrl-C or until a child dies.
 set +e

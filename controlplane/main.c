@@ -1,0 +1,289 @@
+/* controlplane/main.c - switchyard-control: wires the store, policy versions, the
+ * discovery service (gRPC) and the admin API (HTTP), then runs until SIGTERM/SIGINT.
+ *
+ * Threads: main (admin API and signals, one libevent loop), the gRPC completion-queue
+ * thread (policy streams), the store's watch thread (active-version changes).
+ */
+#define SY_LOG_MODULE "control"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/thread.h>
+
+#include "cp_admin.h"
+#include "cp_discovery.h"
+#include "cp_policies.h"
+#include "cp_store.h"
+#include "sy_grpc.h"
+#include "sy_log.h"
+#include "sy_net.h"
+#include "sy_policy.h"
+#include "sy_util.h"
+
+struct cp_options {
+    const char *grpc_listen;
+    const char *admin_listen;
+    const char *store;
+    const char *etcd_prefix;
+    const char *bootstrap;
+    const char *id;
+};
+
+static void usage(FILE *out)
+{
+    fprintf(out, "usage: switchyard-control [options]\n"
+                 "\n"
+                 "  --grpc-listen HOST:PORT   policy distribution for proxies (default "
+                 "127.0.0.1:9901)\n"
+                 "  --admin-listen HOST:PORT  admin HTTP/JSON API (default 127.0.0.1:9090)\n"
+                 "  --store SPEC              file:DIR (default file:./switchyard-data) or\n"
+                 "                            etcd:http://HOST:PORT[,http://HOST:PORT...]\n"
+                 "  --etcd-prefix PREFIX      key prefix in etcd (default /switchyard)\n"
+                 "  --bootstrap-policy FILE   pushed as the first version when none is active\n"
+                 "  --id NAME                 this replica's name (default HOSTNAME-PID)\n"
+                 "  --log-level LEVEL         debug, info (default), warn, error\n"
+                 "  -h, --help                this text\n");
+}
+
+static void on_active(void *arg, struct cp_active *a)
+{
+    cp_discovery_set_active(arg, a);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    sy_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    event_base_loopbreak(arg);
+}
+
+static int bootstrap(struct cp_policies *ps, const char *path)
+{
+    char *err = NULL, *note;
+    struct sy_policy *probe;
+    FILE *f;
+    char *buf;
+    long len;
+    bool activated;
+    int64_t v;
+
+    if (cp_policies_active_version(ps) > 0)
+        return 0;
+    /* Reuse the compiler's file reader for its error messages; then push the bytes. */
+    probe = sy_policy_load_file(path, &err);
+    if (!probe) {
+        sy_error("--bootstrap-policy %s:\n%s", path, err ? err : "?");
+        free(err);
+        return -EINVAL;
+    }
+    sy_policy_unref(probe);
+    f = fopen(path, "rb");
+    if (!f || fseek(f, 0, SEEK_END) < 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) < 0) {
+        sy_error("--bootstrap-policy %s: %s", path, strerror(errno));
+        if (f)
+            fclose(f);
+        return -EIO;
+    }
+    buf = sy_xmalloc((size_t)len + 1);
+    if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+        sy_error("--bootstrap-policy %s: short read", path);
+        fclose(f);
+        free(buf);
+        return -EIO;
+    }
+    fclose(f);
+    note = sy_xasprintf("bootstrap from %s", path);
+    v = cp_policies_push(ps, buf, (size_t)len, note, true, &activated, &err);
+    free(note);
+    free(buf);
+    if (v < 0) {
+        sy_error("--bootstrap-policy %s: %s", path, err ? err : "?");
+        free(err);
+        return (int)v;
+    }
+    sy_info("bootstrap policy %s stored as version %lld", path, (long long)v);
+    return 0;
+}
+
+static int run(const struct cp_options *opt)
+{
+    char host[256], admin_bound[80], id[128];
+    int port, grpc_port = 0, admin_fd = -1, rc = 1;
+    char *err = NULL;
+    struct cp_store *store = NULL;
+    struct cp_discovery *disc = NULL;
+    struct cp_policies *ps = NULL;
+    struct sy_grpc_server *grpc = NULL;
+    struct cp_admin *admin = NULL;
+    struct event_base *base = NULL;
+    struct event *sig_term = NULL, *sig_int = NULL;
+
+    if (opt->id) {
+        snprintf(id, sizeof(id), "%s", opt->id);
+    } else {
+        char hn[64] = "cp";
+        gethostname(hn, sizeof(hn) - 1);
+        snprintf(id, sizeof(id), "%s-%d", hn, (int)getpid());
+    }
+    if (sy_parse_hostport(opt->admin_listen, host, sizeof(host), &port) < 0) {
+        sy_error("--admin-listen %s: expected HOST:PORT", opt->admin_listen);
+        return 2;
+    }
+    if (sy_parse_hostport(opt->grpc_listen, host, sizeof(host), &grpc_port) < 0) {
+        sy_error("--grpc-listen %s: expected HOST:PORT", opt->grpc_listen);
+        return 2;
+    }
+
+    store = cp_store_open(opt->store, opt->etcd_prefix, &err);
+    if (!store) {
+        sy_error("cannot open the store: %s", err ? err : "?");
+        goto out;
+    }
+    disc = cp_discovery_new(id);
+    ps = cp_policies_new(store, on_active, disc, &err);
+    if (!ps) {
+        sy_error("%s", err ? err : "cannot load policy versions");
+        goto out;
+    }
+    if (opt->bootstrap && bootstrap(ps, opt->bootstrap) < 0)
+        goto out;
+
+    grpc = sy_grpc_server_new(opt->grpc_listen, &grpc_port, &err);
+    if (!grpc) {
+        sy_error("cannot serve gRPC on %s: %s", opt->grpc_listen, err ? err : "?");
+        goto out;
+    }
+    if (cp_discovery_register(disc, grpc) < 0 || sy_grpc_server_start(grpc) < 0) {
+        sy_error("cannot start the gRPC server");
+        goto out;
+    }
+
+    sy_parse_hostport(opt->admin_listen, host, sizeof(host), &port);
+    admin_fd = sy_listen_tcp(host, port, false, admin_bound, sizeof(admin_bound));
+    if (admin_fd < 0)
+        goto out;
+    base = event_base_new();
+    if (!base)
+        goto out;
+    struct cp_admin_deps deps = {.policies = ps, .discovery = disc, .store = store, .cp_id = id};
+    admin = cp_admin_new(base, admin_fd, &deps);
+    admin_fd = -1;
+    if (!admin)
+        goto out;
+    sig_term = evsignal_new(base, SIGTERM, on_signal, base);
+    sig_int = evsignal_new(base, SIGINT, on_signal, base);
+    evsignal_add(sig_term, NULL);
+    evsignal_add(sig_int, NULL);
+
+    sy_parse_hostport(opt->grpc_listen, host, sizeof(host), &port);
+    sy_info("control plane %s: store %s, active version %lld", id, store->ops->name,
+            (long long)cp_policies_active_version(ps));
+    sy_info("grpc listening on %s:%d", host, grpc_port);
+    sy_info("admin listening on %s", admin_bound);
+    event_base_dispatch(base);
+    rc = 0;
+
+out:
+    free(err);
+    /* Order: no new admin requests, no more streams, no more watch callbacks, then state. */
+    cp_admin_free(admin);
+    if (admin_fd >= 0)
+        close(admin_fd);
+    sy_grpc_server_free(grpc);
+    cp_store_free(store);
+    cp_policies_free(ps);
+    cp_discovery_free(disc);
+    if (sig_term)
+        event_free(sig_term);
+    if (sig_int)
+        event_free(sig_int);
+    if (base)
+        event_base_free(base);
+    sy_info("stopped");
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        {"grpc-listen", required_argument, NULL, 'g'},
+        {"admin-listen", required_argument, NULL, 'a'},
+        {"store", required_argument, NULL, 's'},
+        {"etcd-prefix", required_argument, NULL, 'e'},
+        {"bootstrap-policy", required_argument, NULL, 'b'},
+        {"id", required_argument, NULL, 'i'},
+        {"log-level", required_argument, NULL, 'v'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct cp_options opt = {
+        .grpc_listen = "127.0.0.1:9901",
+        .admin_listen = "127.0.0.1:9090",
+        .store = "file:./switchyard-data",
+        .etcd_prefix = "/switchyard",
+    };
+    enum sy_log_level level;
+    int c, rc;
+
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'g':
+            opt.grpc_listen = optarg;
+            break;
+        case 'a':
+            opt.admin_listen = optarg;
+            break;
+        case 's':
+            opt.store = optarg;
+            break;
+        case 'e':
+            opt.etcd_prefix = optarg;
+            break;
+        case 'b':
+            opt.bootstrap = optarg;
+            break;
+        case 'i':
+            opt.id = optarg;
+            break;
+        case 'v':
+            if (sy_log_parse_level(optarg, &level) < 0) {
+                fprintf(stderr,
+                        "switchyard-control: --log-level %s: expected debug, info, "
+                        "warn or error\n",
+                        optarg);
+                return 2;
+            }
+            sy_log_set_level(level);
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            fprintf(stderr, "switchyard-control: unknown or incomplete option '%s'\n",
+                    argv[optind - 1]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "switchyard-control: unexpected argument '%s'\n", argv[optind]);
+        usage(stderr);
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    evthread_use_pthreads();
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+    rc = run(&opt);
+    curl_global_cleanup();
+    libevent_global_shutdown();
+    return rc;
+}
