@@ -121,10 +121,11 @@ char *cp_diff_unified(const char *a_text, const char *b_text, const char *a_name
         while (i < ma || j < mb) {
             if (i < ma && j < mb && same(&a, head + i, &b, head + j)) {
                 ed[ne++] = (struct edit){OP_SAME, head + i++, head + j++};
-            } else if (j < mb && (i == ma || L(i, j + 1) >= L(i + 1, j))) {
-                ed[ne++] = (struct edit){OP_ADD, 0, head + j++};
-            } else {
+            } else if (i < ma && (j == mb || L(i + 1, j) >= L(i, j + 1))) {
+                /* Deletions before insertions, as diff(1) prints them. */
                 ed[ne++] = (struct edit){OP_DEL, head + i++, 0};
+            } else {
+                ed[ne++] = (struct edit){OP_ADD, 0, head + j++};
             }
         }
 #undef L
