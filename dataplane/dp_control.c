@@ -258,13 +258,17 @@ static void on_close(struct sy_grpc_call *call, int status, const char *detail, 
     struct dp_control *ctl = arg;
     (void)call;
 
+    struct dp_snapshot *cur = dp_snapshot_get(&ctl->px->holder);
+
     pthread_mutex_lock(&ctl->lock);
     if (!ctl->stopping)
-        sy_warn("policy stream to %s ended (%d %s); serving the last good policy",
-                ctl->px->opt.control_plane, status, detail ? detail : "");
+        sy_warn("policy stream to %s ended (%d %s); %s", ctl->px->opt.control_plane, status,
+                detail ? detail : "",
+                cur ? "serving the last good policy" : "no policy to serve yet");
     ctl->stream_closed = true;
     pthread_cond_signal(&ctl->cond);
     pthread_mutex_unlock(&ctl->lock);
+    dp_snapshot_unref(cur);
 }
 
 static const struct sy_grpc_stream_ops control_ops = {

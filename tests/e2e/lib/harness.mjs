@@ -76,7 +76,7 @@ export async function waitFor(fn, { timeoutMs = 5000, intervalMs = 50, what = 'c
 }
 
 // A started child process: its stderr so far, its exit, its port.
-class Proc {
+export class Proc {
     constructor(name, bin, args, env) {
         this.name = name;
         this.args = args;
