@@ -53,6 +53,9 @@ static const struct {
     enum sy_provider_kind kind;
 } provider_kinds[] = {
     {"openai", SY_PROVIDER_OPENAI},
+    {"azure", SY_PROVIDER_AZURE},
+    {"anthropic", SY_PROVIDER_ANTHROPIC},
+    {"gemini", SY_PROVIDER_GEMINI},
 };
 
 /* Headers the proxy itself must control, because they frame the upstream message. */
@@ -63,7 +66,8 @@ static const char *const reserved_headers[] = {
 
 static const char *const top_keys[] = {"providers", "models", "routes", "server", NULL};
 static const char *const provider_keys[] = {
-    "name", "kind", "base_url", "api_key_env", "headers", "connect_timeout_ms", "timeout_ms", NULL,
+    "name",       "kind", "base_url", "api_key_env", "api_version", "headers", "connect_timeout_ms",
+    "timeout_ms", NULL,
 };
 static const char *const model_keys[] = {"name", "provider", "upstream_model", "pricing", NULL};
 static const char *const pricing_keys[] = {"input_per_mtok", "output_per_mtok",
@@ -631,6 +635,14 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
     else if (s)
         p->api_key_env = sy_xstrdup(s);
 
+    s = get_str(c, obj, path, "api_version", false);
+    if (s && (!*s || strlen(s) > 64 || strpbrk(s, " \t\r\n&?#/")))
+        errf(c, path, "api_version", "%s is not a version string (e.g. 2024-10-21)", quote(q, s));
+    else if (s && p->kind != SY_PROVIDER_AZURE && p->kind != SY_PROVIDER_ANTHROPIC)
+        errf(c, path, "api_version", "only azure and anthropic providers take an api_version");
+    else if (s)
+        p->api_version = sy_xstrdup(s);
+
     compile_headers(c, obj, path, p);
     p->connect_timeout_ms =
         (uint32_t)get_uint(c, obj, path, "connect_timeout_ms", 1, 600000, p->connect_timeout_ms);
@@ -871,6 +883,7 @@ static void policy_free(struct sy_policy *pol)
         free(p->name);
         free(p->base_url);
         free(p->api_key_env);
+        free(p->api_version);
         for (j = 0; j < p->n_headers; j++) {
             free(p->headers[j].name);
             free(p->headers[j].value);
@@ -1143,6 +1156,8 @@ static void providers_to_json(bool *ok, const struct sy_policy *pol, cJSON *root
         put_str(ok, o, "base_url", p->base_url);
         if (p->api_key_env)
             put_str(ok, o, "api_key_env", p->api_key_env);
+        if (p->api_version)
+            put_str(ok, o, "api_version", p->api_version);
         h = put_obj(ok, o, "headers");
         for (j = 0; j < p->n_headers; j++)
             put_str(ok, h, p->headers[j].name, p->headers[j].value);

@@ -24,6 +24,9 @@ struct cJSON;
 
 enum sy_provider_kind {
     SY_PROVIDER_OPENAI = 0, /* OpenAI and every OpenAI-compatible API */
+    SY_PROVIDER_AZURE,      /* Azure OpenAI: deployment URLs, api-version, api-key header */
+    SY_PROVIDER_ANTHROPIC,  /* Anthropic Messages API */
+    SY_PROVIDER_GEMINI,     /* Google Gemini generateContent */
 };
 
 struct sy_header {
@@ -36,6 +39,8 @@ struct sy_provider {
     enum sy_provider_kind kind;
     char *base_url;            /* API root without trailing '/', e.g. "http://127.0.0.1:18080/v1" */
     char *api_key_env;         /* name of the environment variable holding the key, or NULL */
+    char *api_version;         /* azure: the api-version query value; anthropic: the
+                                  anthropic-version header; NULL = the adapter's default */
     struct sy_header *headers; /* extra request headers sent upstream */
     size_t n_headers;
     uint32_t connect_timeout_ms; /* default 5000 */

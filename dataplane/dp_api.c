@@ -111,10 +111,10 @@ struct endpoint {
 };
 
 static const struct endpoint endpoints[] = {
-    {"/v1/chat/completions", SY_HTTP_POST, "POST"},
-    {"/v1/models", SY_HTTP_GET, "GET, HEAD"},
-    {"/healthz", SY_HTTP_GET, "GET, HEAD"},
-    {"/readyz", SY_HTTP_GET, "GET, HEAD"},
+    {"/v1/chat/completions", SY_HTTP_POST, "POST"}, {"/v1/models", SY_HTTP_GET, "GET, HEAD"},
+    {"/healthz", SY_HTTP_GET, "GET, HEAD"},         {"/readyz", SY_HTTP_GET, "GET, HEAD"},
+    {"/v1/completions", SY_HTTP_POST, "POST"},      {"/v1/embeddings", SY_HTTP_POST, "POST"},
+    {"/v1/messages", SY_HTTP_POST, "POST"},
 };
 
 void dp_api_handle(struct sy_http_req *req, void *arg)
@@ -158,7 +158,13 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
     }
 
     if (ep == &endpoints[0]) {
-        dp_chat_handle(w, req, id);
+        dp_chat_handle(w, req, id, DP_API_CHAT);
+    } else if (ep == &endpoints[4]) {
+        dp_chat_handle(w, req, id, DP_API_COMPLETIONS);
+    } else if (ep == &endpoints[5]) {
+        dp_chat_handle(w, req, id, DP_API_EMBEDDINGS);
+    } else if (ep == &endpoints[6]) {
+        dp_chat_handle(w, req, id, DP_API_MESSAGES);
     } else if (ep == &endpoints[1]) {
         log_simple(w, req, id, 200, 0, NULL);
         handle_models(w, req);

@@ -1,11 +1,12 @@
-/* dataplane/dp_chat.c - the chat completions exchange: client -> provider -> client.
+/* dataplane/dp_chat.c - one model call: client -> provider -> client, for chat
+ * completions, legacy completions and embeddings.
  *
- * Lifecycle: dp_chat_handle() validates and routes, then starts one upstream call. The
- * exchange ends exactly once, in chat_end(), from one of: the upstream call finished
- * (on_done), or the client went away (on_client_abort, which cancels the call). Nothing is
- * sent to the client before the provider's first byte of a successful answer, so a later
- * retry or fallback stays possible; after that, failures become an SSE error event.
- * Worker thread only.
+ * Lifecycle: dp_chat_handle() validates and routes, the provider adapter builds the
+ * upstream request, and one upstream call starts. The exchange ends exactly once, in
+ * chat_end(), from one of: the upstream call finished (up_on_done), or the client went
+ * away (on_client_abort, which cancels the call). Nothing is sent to the client before the
+ * provider's first byte of a successful answer, so a retry or fallback stays possible;
+ * after that, failures become an SSE error event. Worker thread only.
  */
 #define SY_LOG_MODULE "chat"
 
@@ -22,6 +23,7 @@
 
 #include "dp_accesslog.h"
 #include "dp_errors.h"
+#include "dp_ingress.h"
 #include "dp_provider.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
@@ -36,29 +38,42 @@
 #define DP_CHAT_MAX_RESPONSE (64u * 1024 * 1024) /* a whole non-streamed answer */
 #define DP_CHAT_MAX_EVENT (16u * 1024 * 1024)    /* one SSE event */
 
+static const char *const api_paths[] = {
+    [DP_API_CHAT] = "/v1/chat/completions",
+    [DP_API_COMPLETIONS] = "/v1/completions",
+    [DP_API_EMBEDDINGS] = "/v1/embeddings",
+    [DP_API_MESSAGES] = "/v1/messages",
+};
+
 struct dp_chat {
     struct dp_worker *w;
-    struct sy_http_req *req; /* NULL once the client is gone */
+    struct sy_http_req *req; /* NULL once the client is gone or answered */
+    enum dp_api_kind kind;
     struct dp_snapshot *snap;
     struct dp_pick pick;
+    const struct dp_provider_ops *ops;
+    struct dp_xctx x;
+    struct dp_upreq up;
     struct dp_upstream_call *call;
+    struct dp_stream_xlate *xlate;
+    const struct dp_ingress_ops *in; /* the client's dialect; NULL = OpenAI */
+    struct dp_ingress_stream *in_st;
+    char requested_model[256];
     char request_id[130];
     char peer[64];
-    char *up_body; /* owned when it differs from the client's body */
-    const char *send_body;
-    size_t send_len;
     size_t bytes_in;
     bool stream;
     bool client_wants_usage;
     bool sse;     /* the provider answers with an event stream */
     bool started; /* the client has our status line */
     bool saw_done;
+    bool failed; /* an error event went out */
     long up_status;
     char retry_after[64];
     char *buf; /* a whole (non-SSE) upstream answer */
     size_t buf_len, buf_cap;
     struct sy_sse_parser parser;
-    int64_t prompt_tokens, completion_tokens, cached_tokens;
+    struct dp_usage usage;
     uint64_t t_start, t_first;
     size_t bytes_out;
     int status;
@@ -67,8 +82,12 @@ struct dp_chat {
 
 static void chat_free(struct dp_chat *c)
 {
+    if (c->xlate)
+        c->ops->stream_free(c->xlate);
+    if (c->in_st)
+        c->in->stream_free(c->in_st);
     sy_sse_cleanup(&c->parser);
-    free(c->up_body);
+    dp_upreq_cleanup(&c->up);
     free(c->buf);
     dp_snapshot_unref(c->snap);
     free(c);
@@ -77,20 +96,21 @@ static void chat_free(struct dp_chat *c)
 static double chat_cost(const struct dp_chat *c)
 {
     const struct sy_model *m = c->pick.model;
+    const struct dp_usage *u = &c->usage;
+    int64_t cached = u->cached_tokens > 0 ? u->cached_tokens : 0;
     double cost = 0;
-    int64_t cached = c->cached_tokens > 0 ? c->cached_tokens : 0;
 
     if (!m)
         return 0;
-    if (c->prompt_tokens > 0) {
-        int64_t fresh = c->prompt_tokens - cached;
+    if (u->prompt_tokens > 0) {
+        int64_t fresh = u->prompt_tokens - cached;
         double cached_price =
             m->cached_input_per_mtok > 0 ? m->cached_input_per_mtok : m->input_per_mtok;
         cost += (double)(fresh > 0 ? fresh : 0) * m->input_per_mtok / 1e6;
         cost += (double)cached * cached_price / 1e6;
     }
-    if (c->completion_tokens > 0)
-        cost += (double)c->completion_tokens * m->output_per_mtok / 1e6;
+    if (u->completion_tokens > 0)
+        cost += (double)u->completion_tokens * m->output_per_mtok / 1e6;
     return cost;
 }
 
@@ -101,7 +121,7 @@ static void chat_end(struct dp_chat *c)
         .request_id = c->request_id,
         .peer = c->peer,
         .method = "POST",
-        .path = "/v1/chat/completions",
+        .path = api_paths[c->kind],
         .route = c->pick.model ? (c->pick.route ? c->pick.route->name : "direct") : NULL,
         .provider = c->pick.provider ? c->pick.provider->name : NULL,
         .model = c->pick.model ? c->pick.model->name : NULL,
@@ -110,9 +130,9 @@ static void chat_end(struct dp_chat *c)
         .stream = c->stream,
         .latency_us = sy_now_us() - c->t_start,
         .ttft_us = c->t_first ? c->t_first - c->t_start : 0,
-        .prompt_tokens = c->prompt_tokens,
-        .completion_tokens = c->completion_tokens,
-        .cached_tokens = c->cached_tokens,
+        .prompt_tokens = c->usage.prompt_tokens,
+        .completion_tokens = c->usage.completion_tokens,
+        .cached_tokens = c->usage.cached_tokens,
         .cost_usd = chat_cost(c),
         .bytes_in = c->bytes_in,
         .bytes_out = c->bytes_out,
@@ -125,7 +145,7 @@ static void chat_end(struct dp_chat *c)
 /* Headers every answer of a routed request carries. */
 static void add_route_headers(struct dp_chat *c)
 {
-    if (!c->req)
+    if (!c->req || !c->pick.model)
         return;
     sy_http_add_header(c->req, "x-switchyard-provider", c->pick.provider->name);
     sy_http_add_header(c->req, "x-switchyard-model", c->pick.model->name);
@@ -133,15 +153,19 @@ static void add_route_headers(struct dp_chat *c)
                        c->pick.route ? c->pick.route->name : "direct");
 }
 
-static void chat_error(struct dp_chat *c, int status, const char *type, const char *code,
-                       const char *message)
+/* Answers with an error object (before anything else was sent). */
+static void reply_error(struct dp_chat *c, int status, const char *type, const char *code,
+                        const char *param, const char *message)
 {
-    char *body = dp_error_json(status, type, code, NULL, message);
+    char *body =
+        c->in ? c->in->error_body(status, type ? type : dp_error_type_for(status), code, message)
+              : dp_error_json(status, type, code, param, message);
     size_t len = strlen(body);
 
     c->status = status;
     c->error = code ? code : type;
     if (c->req) {
+        add_route_headers(c);
         if (c->retry_after[0])
             sy_http_add_header(c->req, "Retry-After", c->retry_after);
         sy_http_reply(c->req, status, "application/json", body, len);
@@ -149,25 +173,6 @@ static void chat_error(struct dp_chat *c, int status, const char *type, const ch
         c->req = NULL;
     }
     free(body);
-}
-
-/* Reads usage numbers from a parsed OpenAI "usage" object. */
-static void take_usage(struct dp_chat *c, const cJSON *usage)
-{
-    const cJSON *v;
-
-    if (!cJSON_IsObject(usage))
-        return;
-    v = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-    if (cJSON_IsNumber(v))
-        c->prompt_tokens = (int64_t)v->valuedouble;
-    v = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-    if (cJSON_IsNumber(v))
-        c->completion_tokens = (int64_t)v->valuedouble;
-    v = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
-    v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "cached_tokens") : NULL;
-    if (cJSON_IsNumber(v))
-        c->cached_tokens = (int64_t)v->valuedouble;
 }
 
 static void client_write(struct dp_chat *c, const char *data, size_t len)
@@ -183,47 +188,74 @@ static void client_write(struct dp_chat *c, const char *data, size_t len)
     c->bytes_out += len;
 }
 
-/* Forwards one SSE event as "data: ...\n\n", keeping what the client asked for. */
-static int on_sse_event(void *arg, const char *event, const char *data, size_t len)
+static int write_client(void *arg, const char *data, size_t len)
 {
     struct dp_chat *c = arg;
-    (void)event;
+    if (!c->req)
+        return -1;
+    client_write(c, data, len);
+    return 0;
+}
+
+/* Sends one OpenAI event to the client as "data: ...\n\n" (one chunk per event keeps events
+ * whole on the wire), reading usage and dropping the usage chunk the client did not ask
+ * for (we asked for it on the client's behalf). dp_emit_fn of every adapter. */
+static int emit_event(void *arg, const char *data, size_t len)
+{
+    struct dp_chat *c = arg;
+    char stackbuf[4096];
+    char *out;
+    size_t n = len + 8;
 
     if (!c->req)
         return -1;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         c->saw_done = true;
-    } else if (memmem(data, len, "\"usage\"", 7)) {
-        /* Only chunks that may carry usage are parsed; the rest pass through untouched. */
+    } else if (memmem(data, len, "\"usage\"", 7) || memmem(data, len, "\"error\"", 7)) {
+        /* Only events that may carry usage or an error are parsed. */
         cJSON *chunk = cJSON_ParseWithLength(data, len);
         if (chunk) {
             const cJSON *usage = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
             const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
             bool usage_only =
                 cJSON_IsObject(usage) && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
-            take_usage(c, usage);
+            if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(chunk, "error")) && !choices) {
+                c->failed = true;
+                c->error = "upstream_stream_error";
+            }
+            dp_usage_from_openai(usage, &c->usage);
             cJSON_Delete(chunk);
-            /* We asked for usage on the client's behalf: drop the chunk it did not ask for. */
-            if (usage_only && !c->client_wants_usage)
+            if (usage_only && !c->client_wants_usage && !c->in)
                 return 0;
         }
     }
-    {
-        /* One chunk per event keeps events whole on the wire. */
-        size_t n = len + 8;
-        char stackbuf[4096];
-        char *out = n <= sizeof(stackbuf) ? stackbuf : malloc(n);
-        if (!out)
-            return -1;
-        memcpy(out, "data: ", 6);
-        memcpy(out + 6, data, len);
-        out[6 + len] = '\n';
-        out[7 + len] = '\n';
-        client_write(c, out, n);
-        if (out != stackbuf)
-            free(out);
+    if (c->in) {
+        if (!c->in_st)
+            c->in_st = c->in->stream_new(c->requested_model, c->request_id);
+        return c->in->stream_chunk(c->in_st, data, len, write_client, c);
     }
+    out = n <= sizeof(stackbuf) ? stackbuf : malloc(n);
+    if (!out)
+        return -1;
+    memcpy(out, "data: ", 6);
+    memcpy(out + 6, data, len);
+    out[6 + len] = '\n';
+    out[7 + len] = '\n';
+    client_write(c, out, n);
+    if (out != stackbuf)
+        free(out);
     return 0;
+}
+
+static int on_sse_event(void *arg, const char *event, const char *data, size_t len)
+{
+    struct dp_chat *c = arg;
+
+    if (!c->req)
+        return -1;
+    if (c->xlate)
+        return c->ops->stream_event(c->xlate, event, data, len, &c->usage, emit_event, c);
+    return emit_event(c, data, len);
 }
 
 static void on_client_writable(struct sy_http_req *req, void *arg)
@@ -243,6 +275,8 @@ static void up_on_headers(void *arg, long status, const char *content_type, cons
         snprintf(c->retry_after, sizeof(c->retry_after), "%s", retry_after);
     c->sse = c->stream && status >= 200 && status < 300 && content_type &&
              strncasecmp(content_type, "text/event-stream", 17) == 0;
+    if (c->sse && c->ops->stream_new)
+        c->xlate = c->ops->stream_new(&c->x);
 }
 
 static int up_on_data(void *arg, const char *data, size_t len)
@@ -286,41 +320,76 @@ static int up_on_data(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* Ends the client's stream (the ingress dialect may add its closing events). */
+static void stream_close(struct dp_chat *c)
+{
+    if (c->in && c->in_st && c->req)
+        c->in->stream_end(c->in_st, c->failed, write_client, c);
+    if (c->req) {
+        sy_http_stream_end(c->req);
+        c->req = NULL;
+    }
+}
+
 /* Ends a started stream with an error event: the client's SDK raises it, never a silent cut. */
 static void stream_fail(struct dp_chat *c, const char *code, const char *message)
 {
     char *err = dp_error_json(502, "upstream_error", code, NULL, message);
-    char *ev = sy_xasprintf("data: %s\n\n", err);
 
-    client_write(c, ev, strlen(ev));
-    free(ev);
+    emit_event(c, err, strlen(err));
     free(err);
     c->error = code;
-    sy_http_stream_end(c->req);
-    c->req = NULL;
+    c->failed = true;
+    stream_close(c);
+}
+
+/* A transport failure before any answer: 502/504 with what happened. */
+static void reply_transport_error(struct dp_chat *c, enum dp_upstream_result res,
+                                  const char *detail)
+{
+    char msg[512];
+
+    switch (res) {
+    case DP_UP_TIMEOUT:
+        snprintf(msg, sizeof(msg), "provider %s timed out: %s", c->pick.provider->name, detail);
+        reply_error(c, 504, "upstream_error", "upstream_timeout", NULL, msg);
+        break;
+    case DP_UP_CONNECT:
+        snprintf(msg, sizeof(msg), "provider %s is unreachable: %s", c->pick.provider->name,
+                 detail);
+        reply_error(c, 502, "upstream_error", "upstream_unreachable", NULL, msg);
+        break;
+    case DP_UP_BROKEN:
+        snprintf(msg, sizeof(msg),
+                 "provider %s closed the connection before a complete answer (%s)",
+                 c->pick.provider->name, detail);
+        reply_error(c, 502, "upstream_error", "upstream_connection_closed", NULL, msg);
+        break;
+    default:
+        snprintf(msg, sizeof(msg), "provider %s: %s", c->pick.provider->name, detail);
+        reply_error(c, 502, "upstream_error", c->error ? c->error : "upstream_error", NULL, msg);
+        break;
+    }
 }
 
 static void finish_stream(struct dp_chat *c, enum dp_upstream_result res, const char *detail)
 {
-    if (res == DP_UP_OK)
+    if (res == DP_UP_OK) {
         sy_sse_finish(&c->parser);
+        if (c->xlate && c->req && !c->failed)
+            c->ops->stream_end(c->xlate, &c->usage, emit_event, c);
+    }
     if (!c->req)
         return;
-    if (res == DP_UP_OK) {
-        if (!c->started) {
-            /* An empty event stream: answer with the events we would have relayed. */
-            client_write(c, "", 0);
-        }
-        sy_http_stream_end(c->req);
-        c->req = NULL;
+    if (res == DP_UP_OK || c->failed) {
+        if (!c->started)
+            client_write(c, "", 0); /* an empty event stream is still an answer */
+        stream_close(c);
         return;
     }
     if (!c->started) {
         /* Nothing reached the client yet: a plain error answer is still possible. */
-        if (res == DP_UP_TIMEOUT)
-            chat_error(c, 504, "upstream_error", "upstream_timeout", detail);
-        else
-            chat_error(c, 502, "upstream_error", "upstream_error", detail);
+        reply_transport_error(c, res, detail);
         return;
     }
     sy_warn("%s: provider %s stream broke after the first byte: %s", c->request_id,
@@ -330,69 +399,75 @@ static void finish_stream(struct dp_chat *c, enum dp_upstream_result res, const 
                                      : "the provider's stream ended unexpectedly");
 }
 
-/* A non-2xx answer from the provider: keep its status and message. */
+/* A non-2xx answer from the provider, normalized (docs/providers.md, errors). */
 static void relay_upstream_error(struct dp_chat *c)
 {
-    cJSON *root = c->buf ? cJSON_ParseWithLength(c->buf, c->buf_len) : NULL;
-    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
-    int status = (int)c->up_status;
+    struct dp_error_info info;
+    char msg[sizeof(info.message) + 64];
 
-    if (cJSON_IsObject(err) && cJSON_IsString(cJSON_GetObjectItemCaseSensitive(err, "message"))) {
-        /* Already an OpenAI error object: pass it on as it is. */
-        c->status = status;
-        c->error = "upstream_status";
-        add_route_headers(c);
-        if (c->retry_after[0])
-            sy_http_add_header(c->req, "Retry-After", c->retry_after);
-        sy_http_reply(c->req, status, "application/json", c->buf, c->buf_len);
-        c->bytes_out += c->buf_len;
-        c->req = NULL;
-    } else {
-        char msg[512];
-        size_t n = c->buf_len < 200 ? c->buf_len : 200;
-        snprintf(msg, sizeof(msg), "provider %s answered HTTP %d: %.*s", c->pick.provider->name,
-                 status, (int)n, c->buf ? c->buf : "");
-        add_route_headers(c);
-        chat_error(c, status, status >= 500 ? "upstream_error" : NULL, "upstream_status", msg);
-    }
-    cJSON_Delete(root);
+    c->ops->error((int)c->up_status, c->buf, c->buf_len, &info);
+    snprintf(msg, sizeof(msg), "provider %s answered %s", c->pick.provider->name, info.message);
+    if (info.status != 429)
+        c->retry_after[0] = '\0'; /* Retry-After belongs to rate limits only */
+    reply_error(c, info.status, info.type, info.code, NULL, msg);
 }
 
 static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const char *detail)
 {
-    cJSON *root;
+    char *out = NULL, *err = NULL;
+    size_t out_len = 0;
 
     if (!c->req)
         return;
     if (res != DP_UP_OK) {
-        add_route_headers(c);
-        if (res == DP_UP_TIMEOUT)
-            chat_error(c, 504, "upstream_error", "upstream_timeout", detail);
-        else if (res == DP_UP_CONNECT)
-            chat_error(c, 502, "upstream_error", "upstream_unreachable", detail);
-        else if (res == DP_UP_BROKEN) {
-            char msg[512];
-            snprintf(msg, sizeof(msg),
-                     "provider %s closed the connection before a complete answer (%s)",
-                     c->pick.provider->name, detail);
-            chat_error(c, 502, "upstream_error", "upstream_connection_closed", msg);
-        } else
-            chat_error(c, 502, "upstream_error", c->error ? c->error : "upstream_error", detail);
+        reply_transport_error(c, res, detail);
         return;
     }
     if (c->up_status < 200 || c->up_status >= 300) {
         relay_upstream_error(c);
         return;
     }
-    root = cJSON_ParseWithLength(c->buf ? c->buf : "", c->buf_len);
-    if (!root) {
-        add_route_headers(c);
-        chat_error(c, 502, "upstream_error", "upstream_invalid_response",
-                   "the provider's answer is not valid JSON");
-        return;
+    /* Translate when the adapter speaks another language; else read usage and pass on. */
+    int (*xlate)(const char *, size_t, const struct dp_xctx *, char **, size_t *, struct dp_usage *,
+                 char **) =
+        c->kind == DP_API_EMBEDDINGS ? c->ops->embed_response : c->ops->chat_response;
+    if (xlate) {
+        if (xlate(c->buf ? c->buf : "", c->buf_len, &c->x, &out, &out_len, &c->usage, &err) < 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "provider %s: unusable answer: %s", c->pick.provider->name,
+                     err ? err : "?");
+            free(err);
+            reply_error(c, 502, "upstream_error", "upstream_invalid_response", NULL, msg);
+            return;
+        }
+    } else {
+        cJSON *root = cJSON_ParseWithLength(c->buf ? c->buf : "", c->buf_len);
+        if (!root) {
+            reply_error(c, 502, "upstream_error", "upstream_invalid_response", NULL,
+                        "the provider's answer is not valid JSON");
+            return;
+        }
+        dp_usage_from_openai(cJSON_GetObjectItemCaseSensitive(root, "usage"), &c->usage);
+        cJSON_Delete(root);
     }
-    take_usage(c, cJSON_GetObjectItemCaseSensitive(root, "usage"));
-    cJSON_Delete(root);
+    if (c->in) {
+        char *client = NULL;
+        size_t client_len = 0;
+        const char *src = out ? out : c->buf;
+        size_t src_len = out ? out_len : c->buf_len;
+        if (c->in->from_openai(src, src_len, c->requested_model, &client, &client_len, &err) < 0) {
+            char msg[512];
+            snprintf(msg, sizeof(msg), "cannot translate the answer for the %s API: %s",
+                     c->in->name, err ? err : "?");
+            free(err);
+            free(out);
+            reply_error(c, 502, "upstream_error", "translation_failed", NULL, msg);
+            return;
+        }
+        free(out);
+        out = client;
+        out_len = client_len;
+    }
     c->status = 200;
     c->t_first = sy_now_us();
     add_route_headers(c);
@@ -401,8 +476,14 @@ static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const c
         snprintf(cost, sizeof(cost), "%.8f", chat_cost(c));
         sy_http_add_header(c->req, "x-switchyard-cost-usd", cost);
     }
-    sy_http_reply(c->req, 200, "application/json", c->buf, c->buf_len);
-    c->bytes_out += c->buf_len;
+    if (out) {
+        sy_http_reply(c->req, 200, "application/json", out, out_len);
+        c->bytes_out += out_len;
+        free(out);
+    } else {
+        sy_http_reply(c->req, 200, "application/json", c->buf, c->buf_len);
+        c->bytes_out += c->buf_len;
+    }
     c->req = NULL;
 }
 
@@ -441,12 +522,33 @@ static void on_client_abort(struct sy_http_req *req, void *arg)
     chat_end(c);
 }
 
-/* Checks the request body; returns NULL with an error answer sent when it is unusable. */
+static void bad_request(struct dp_chat *c, const char *code, const char *param, const char *message)
+{
+    reply_error(c, 400, "invalid_request_error", code, param, message);
+}
+
+/* Checks the request body for <kind>; returns NULL with an error answer sent when it is
+ * unusable. */
 static cJSON *parse_request(struct dp_chat *c, const char *body, size_t len)
 {
     const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    cJSON *root;
     const cJSON *v;
+
+    if (c->in) {
+        /* Another dialect: translate first, then check it as any OpenAI request. */
+        struct dp_ingress_error ie = {0};
+        root = c->in->to_openai(body, len, &ie);
+        if (!root) {
+            reply_error(c, ie.status ? ie.status : 400, "invalid_request_error",
+                        ie.code[0] ? ie.code : "invalid_request", ie.param[0] ? ie.param : NULL,
+                        ie.message[0] ? ie.message : "invalid request");
+            return NULL;
+        }
+        end = body + len;
+    } else {
+        root = cJSON_ParseWithLengthOpts(body, len, &end, false);
+    }
 
     /* One JSON value and nothing after it but whitespace. */
     while (root && end < body + len &&
@@ -457,62 +559,63 @@ static cJSON *parse_request(struct dp_chat *c, const char *body, size_t len)
         root = NULL;
     }
     if (!root) {
-        chat_error(c, 400, "invalid_request_error", "invalid_json",
-                   "the request body is not valid JSON");
+        bad_request(c, "invalid_json", NULL, "the request body is not valid JSON");
         return NULL;
     }
     if (!cJSON_IsObject(root)) {
-        chat_error(c, 400, "invalid_request_error", "invalid_json",
-                   "the request body must be a JSON object");
+        bad_request(c, "invalid_json", NULL, "the request body must be a JSON object");
         goto out_free;
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "model");
     if (!cJSON_IsString(v) || !v->valuestring[0]) {
-        dp_error_reply(c->req, 400, "invalid_request_error", "missing_required_parameter", "model",
-                       "you must provide a model parameter (a non-empty string)");
-        c->req = NULL;
-        c->status = 400;
-        c->error = "missing_model";
+        bad_request(c, "missing_required_parameter", "model",
+                    "you must provide a model parameter (a non-empty string)");
         goto out_free;
     }
-    v = cJSON_GetObjectItemCaseSensitive(root, "messages");
-    if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
-        dp_error_reply(c->req, 400, "invalid_request_error",
-                       v ? "invalid_type" : "missing_required_parameter", "messages",
-                       v ? "'messages' must be a non-empty array"
-                         : "you must provide a 'messages' parameter");
-        c->req = NULL;
-        c->status = 400;
-        c->error = "bad_messages";
-        goto out_free;
-    }
-    int i = 0;
-    const cJSON *msg;
-    cJSON_ArrayForEach(msg, v)
-    {
-        const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
-        if (!cJSON_IsObject(msg) || !cJSON_IsString(role)) {
-            char param[48];
-            snprintf(param, sizeof(param), "messages[%d].role", i);
-            dp_error_replyf(c->req, 400, "invalid_request_error", "invalid_type", param,
-                            "%s: each message must be an object with a string 'role'", param);
-            c->req = NULL;
-            c->status = 400;
-            c->error = "bad_messages";
+    if (c->kind == DP_API_CHAT || c->kind == DP_API_MESSAGES) {
+        v = cJSON_GetObjectItemCaseSensitive(root, "messages");
+        if (!cJSON_IsArray(v) || cJSON_GetArraySize(v) == 0) {
+            bad_request(c, v ? "invalid_type" : "missing_required_parameter", "messages",
+                        v ? "'messages' must be a non-empty array"
+                          : "you must provide a 'messages' parameter");
             goto out_free;
         }
-        i++;
+        int i = 0;
+        const cJSON *msg;
+        cJSON_ArrayForEach(msg, v)
+        {
+            const cJSON *role = cJSON_GetObjectItemCaseSensitive(msg, "role");
+            if (!cJSON_IsObject(msg) || !cJSON_IsString(role)) {
+                char param[48], text[128];
+                snprintf(param, sizeof(param), "messages[%d].role", i);
+                snprintf(text, sizeof(text),
+                         "%s: each message must be an object with a string 'role'", param);
+                bad_request(c, "invalid_type", param, text);
+                goto out_free;
+            }
+            i++;
+        }
+    } else if (c->kind == DP_API_COMPLETIONS) {
+        v = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        if (!cJSON_IsString(v) && !cJSON_IsArray(v)) {
+            bad_request(c, v ? "invalid_type" : "missing_required_parameter", "prompt",
+                        "you must provide 'prompt' (a string or an array)");
+            goto out_free;
+        }
+    } else {
+        v = cJSON_GetObjectItemCaseSensitive(root, "input");
+        if (!cJSON_IsString(v) && !cJSON_IsArray(v)) {
+            bad_request(c, v ? "invalid_type" : "missing_required_parameter", "input",
+                        "you must provide 'input' (a string or an array)");
+            goto out_free;
+        }
     }
     v = cJSON_GetObjectItemCaseSensitive(root, "stream");
     if (v && !cJSON_IsBool(v) && !cJSON_IsNull(v)) {
-        dp_error_reply(c->req, 400, "invalid_request_error", "invalid_type", "stream",
-                       "'stream' must be a boolean");
-        c->req = NULL;
-        c->status = 400;
-        c->error = "bad_stream";
+        bad_request(c, "invalid_type", "stream", "'stream' must be a boolean");
         goto out_free;
     }
-    c->stream = cJSON_IsTrue(v);
+    c->stream = cJSON_IsTrue(v) && c->kind != DP_API_EMBEDDINGS;
     if (c->stream) {
         const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
         c->client_wants_usage = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
@@ -524,20 +627,57 @@ out_free:
     return NULL;
 }
 
-void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id)
+/* Builds the upstream request through the adapter; answers 400 when the provider cannot
+ * do what was asked. Returns 0 or -1 (answered). */
+static int build_request(struct dp_chat *c, const cJSON *root)
+{
+    const struct dp_provider_rt *rt = &c->snap->providers[c->pick.provider_index];
+    char *err = NULL;
+    int rc;
+    int (*build)(const struct dp_provider_rt *, const cJSON *, const struct dp_xctx *,
+                 struct dp_upreq *, char **);
+
+    build = c->kind == DP_API_EMBEDDINGS    ? c->ops->embed_request
+            : c->kind == DP_API_COMPLETIONS ? c->ops->completion_request
+                                            : c->ops->chat_request;
+    if (!build) {
+        char msg[512];
+        snprintf(msg, sizeof(msg), "model %s (provider %s, kind %s) does not support %s",
+                 c->pick.model->name, c->pick.provider->name, c->ops->kind,
+                 c->kind == DP_API_EMBEDDINGS ? "embeddings" : "legacy completions");
+        bad_request(c, "unsupported_capability", "model", msg);
+        return -1;
+    }
+    rc = build(rt, root, &c->x, &c->up, &err);
+    if (rc < 0) {
+        if (rc == -ENOMEM) {
+            reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory");
+        } else {
+            char msg[768];
+            snprintf(msg, sizeof(msg), "model %s: %s", c->pick.model->name,
+                     err ? err : "the provider cannot serve this request");
+            bad_request(c, "unsupported_capability", NULL, msg);
+        }
+        free(err);
+        return -1;
+    }
+    return 0;
+}
+
+void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id,
+                    enum dp_api_kind kind)
 {
     struct dp_chat *c = sy_xcalloc(1, sizeof(*c));
-    const struct sy_policy *pol;
-    const struct dp_provider_rt *rt;
-    cJSON *root;
     const char *body;
     size_t body_len;
+    cJSON *root;
 
     c->w = w;
     c->req = req;
+    c->kind = kind;
+    c->in = kind == DP_API_MESSAGES ? &dp_ingress_anthropic : NULL;
     c->t_start = sy_http_req_start_us(req);
-    c->prompt_tokens = c->completion_tokens = c->cached_tokens = -1;
-    c->status = 0;
+    c->usage.prompt_tokens = c->usage.completion_tokens = c->usage.cached_tokens = -1;
     snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
     snprintf(c->peer, sizeof(c->peer), "%s", sy_http_req_peer(req));
     c->snap = dp_worker_snapshot(w);
@@ -547,52 +687,47 @@ void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *re
     c->bytes_in = body_len;
 
     if (!c->snap) {
-        chat_error(c, 503, "server_error", "no_policy", "no routing policy is loaded yet");
+        reply_error(c, 503, "server_error", "no_policy", NULL, "no routing policy is loaded yet");
         goto out_end;
     }
-    pol = c->snap->policy;
     root = parse_request(c, body, body_len);
     if (!root)
         goto out_end;
 
     const char *model = cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring;
-    if (dp_route_pick(pol, model, &w->rng, &c->pick) < 0) {
+    snprintf(c->requested_model, sizeof(c->requested_model), "%s", model);
+    if (dp_route_pick(c->snap->policy, model, &w->rng, &c->pick) < 0) {
         char msg[300];
         snprintf(msg, sizeof(msg),
-                 "The model `%.200s` does not exist or you do not have access "
-                 "to it.",
-                 model);
-        dp_error_reply(c->req, 404, "invalid_request_error", "model_not_found", "model", msg);
-        c->req = NULL;
-        c->status = 404;
-        c->error = "model_not_found";
+                 "The model `%.200s` does not exist or you do not have access to it.", model);
+        reply_error(c, 404, "invalid_request_error", "model_not_found", "model", msg);
         cJSON_Delete(root);
         goto out_end;
     }
-
-    const struct dp_provider_ops *ops = dp_provider_ops_for(c->pick.provider->kind);
-    if (ops->chat_request(root, c->pick.model, c->stream)) {
-        c->up_body = cJSON_PrintUnformatted(root);
-        if (!c->up_body) {
-            cJSON_Delete(root);
-            chat_error(c, 500, "server_error", "out_of_memory", "out of memory");
-            goto out_end;
-        }
-        c->send_body = c->up_body;
-        c->send_len = strlen(c->up_body);
-    } else {
-        c->send_body = body; /* lives as long as <req>, which outlives the call */
-        c->send_len = body_len;
+    c->ops = dp_provider_ops_for(c->pick.provider->kind);
+    c->x = (struct dp_xctx){
+        .model = c->pick.model,
+        .request_id = c->request_id,
+        .created = (int64_t)(sy_wall_us() / 1000000u),
+        .stream = c->stream,
+        /* The client's bytes can be forwarded only when they are OpenAI's; they live as long
+         * as <req>, which outlives the call. */
+        .raw_body = c->in ? NULL : body,
+        .raw_len = c->in ? 0 : body_len,
+    };
+    if (build_request(c, root) < 0) {
+        cJSON_Delete(root);
+        goto out_end;
     }
     cJSON_Delete(root);
 
-    rt = &c->snap->providers[c->pick.provider_index];
     sy_sse_init(&c->parser, DP_CHAT_MAX_EVENT, on_sse_event, c);
+    const struct dp_provider_rt *rt = &c->snap->providers[c->pick.provider_index];
     struct dp_upstream_request rq = {
-        .url = rt->chat_url,
+        .url = c->up.url,
         .headers = rt->headers,
-        .body = c->send_body,
-        .body_len = c->send_len,
+        .body = c->up.body ? c->up.body : body,
+        .body_len = c->up.body ? c->up.body_len : body_len,
         .connect_timeout_ms = c->pick.provider->connect_timeout_ms,
         /* A whole answer must come within timeout_ms; a stream must start within it and
          * never fall silent for that long, however long it runs in all. */
@@ -602,9 +737,8 @@ void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *re
     };
     c->call = dp_upstream_start(w->up, &rq, &chat_upstream_ops, c);
     if (!c->call) {
-        add_route_headers(c);
-        chat_error(c, 500, "server_error", "upstream_start_failed",
-                   "could not start the upstream request");
+        reply_error(c, 500, "server_error", "upstream_start_failed", NULL,
+                    "could not start the upstream request");
         goto out_end;
     }
     sy_http_req_on_abort(req, on_client_abort, c);

@@ -72,6 +72,7 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
         m->kind = str(sy_provider_kind_name(p->kind));
         m->base_url = str(p->base_url);
         m->api_key_env = str(p->api_key_env);
+        m->api_version = str(p->api_version);
         m->connect_timeout_ms = p->connect_timeout_ms;
         m->timeout_ms = p->timeout_ms;
         m->n_headers = p->n_headers;
@@ -181,6 +182,7 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
         add_str(o, "kind", p->kind);
         add_str(o, "base_url", p->base_url);
         add_str(o, "api_key_env", p->api_key_env);
+        add_str(o, "api_version", p->api_version);
         if (p->n_headers) {
             cJSON *hs = cJSON_AddObjectToObject(o, "headers");
             for (size_t k = 0; k < p->n_headers; k++)

@@ -1,8 +1,9 @@
 /* dataplane/providers/dp_provider_openai.c - OpenAI and every OpenAI-compatible API.
  *
- * The wire format is the client's own, so the request is forwarded with two edits: the
+ * The wire format is the gateway's own, so requests are forwarded with two edits: the
  * model name becomes the provider's name for it, and streams ask for usage
- * (stream_options.include_usage) so every request is accounted. Answers pass through.
+ * (stream_options.include_usage) so every request is accounted. Answers and stream events
+ * pass through untouched; only errors are normalized. Stateless.
  */
 #include "dp_provider.h"
 
@@ -12,69 +13,127 @@
 
 #include "sy_util.h"
 
-static struct curl_slist *append(struct curl_slist *list, const char *line)
-{
-    struct curl_slist *n = curl_slist_append(list, line);
-    if (!n)
-        abort(); /* small fixed allocation: OOM is fatal (STYLE.md) */
-    return n;
-}
-
 static int openai_prepare(const struct sy_provider *p, struct dp_provider_rt *rt, char **errmsg)
 {
-    char *line;
+    int rc = dp_provider_prepare_common(p, rt, errmsg);
 
+    if (rc < 0)
+        return rc;
     rt->chat_url = sy_xasprintf("%s/chat/completions", p->base_url);
-    rt->headers = append(NULL, "Content-Type: application/json");
-    /* curl would otherwise send Expect: 100-continue for bodies over 1 KiB: one RTT more. */
-    rt->headers = append(rt->headers, "Expect:");
-    if (p->api_key_env) {
-        const char *key = getenv(p->api_key_env);
-        if (!key || !*key) {
-            *errmsg = sy_xasprintf("provider %s: environment variable %s is not set on this node",
-                                   p->name, p->api_key_env);
-            return -EINVAL;
-        }
-        line = sy_xasprintf("Authorization: Bearer %s", key);
-        rt->headers = append(rt->headers, line);
-        free(line);
-    }
-    for (size_t h = 0; h < p->n_headers; h++) {
-        line = sy_xasprintf("%s: %s", p->headers[h].name, p->headers[h].value);
-        rt->headers = append(rt->headers, line);
+    if (rt->key) {
+        char *line = sy_xasprintf("Authorization: Bearer %s", rt->key);
+        dp_headers_append(&rt->headers, line);
+        memset(line, 0, strlen(line));
         free(line);
     }
     return 0;
 }
 
-static bool openai_chat_request(cJSON *body, const struct sy_model *model, bool stream)
+/* Whether the client's bytes can go upstream as they are: the common, fast case. */
+static bool unchanged(const cJSON *req, const struct dp_xctx *x, bool ask_usage)
 {
-    bool changed = false;
-    cJSON *m = cJSON_GetObjectItemCaseSensitive(body, "model");
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(req, "model");
 
-    if (!cJSON_IsString(m) || strcmp(m->valuestring, model->upstream_model) != 0) {
-        cJSON_ReplaceItemInObjectCaseSensitive(body, "model",
-                                               cJSON_CreateString(model->upstream_model));
-        changed = true;
+    if (!x->raw_body || !cJSON_IsString(m) || strcmp(m->valuestring, x->model->upstream_model))
+        return false;
+    if (cJSON_GetObjectItemCaseSensitive(req, "provider_options"))
+        return false;
+    if (ask_usage && x->stream) {
+        const cJSON *so = cJSON_GetObjectItemCaseSensitive(req, "stream_options");
+        return cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(so, "include_usage"));
     }
-    if (stream) {
+    return true;
+}
+
+int dp_openai_body(const cJSON *req, const struct dp_xctx *x, bool ask_usage, struct dp_upreq *out)
+{
+    cJSON *body;
+
+    if (unchanged(req, x, ask_usage))
+        return 0; /* out->body stays NULL: send x->raw_body */
+    body = cJSON_Duplicate(req, true);
+    if (!body)
+        return -ENOMEM;
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "model");
+    cJSON_AddStringToObject(body, "model", x->model->upstream_model);
+    /* Switchyard's own request fields never reach a provider. */
+    cJSON_DeleteItemFromObjectCaseSensitive(body, "provider_options");
+    if (ask_usage && x->stream) {
         cJSON *so = cJSON_GetObjectItemCaseSensitive(body, "stream_options");
         if (!cJSON_IsObject(so)) {
             cJSON_DeleteItemFromObjectCaseSensitive(body, "stream_options");
             so = cJSON_AddObjectToObject(body, "stream_options");
         }
-        cJSON *iu = cJSON_GetObjectItemCaseSensitive(so, "include_usage");
-        if (!cJSON_IsTrue(iu)) {
-            cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
-            cJSON_AddTrueToObject(so, "include_usage");
-            changed = true;
-        }
+        cJSON_DeleteItemFromObjectCaseSensitive(so, "include_usage");
+        cJSON_AddTrueToObject(so, "include_usage");
     }
-    return changed;
+    out->body = cJSON_PrintUnformatted(body);
+    cJSON_Delete(body);
+    if (!out->body)
+        return -ENOMEM;
+    out->body_len = strlen(out->body);
+    return 0;
+}
+
+static int openai_chat_request(const struct dp_provider_rt *rt, const cJSON *req,
+                               const struct dp_xctx *x, struct dp_upreq *out, char **errmsg)
+{
+    (void)errmsg;
+    out->url = sy_xstrdup(rt->chat_url);
+    return dp_openai_body(req, x, true, out);
+}
+
+static int openai_embed_request(const struct dp_provider_rt *rt, const cJSON *req,
+                                const struct dp_xctx *x, struct dp_upreq *out, char **errmsg)
+{
+    (void)errmsg;
+    out->url = sy_xasprintf("%s/embeddings", rt->provider->base_url);
+    return dp_openai_body(req, x, false, out);
+}
+
+static int openai_completion_request(const struct dp_provider_rt *rt, const cJSON *req,
+                                     const struct dp_xctx *x, struct dp_upreq *out, char **errmsg)
+{
+    (void)errmsg;
+    out->url = sy_xasprintf("%s/completions", rt->provider->base_url);
+    return dp_openai_body(req, x, true, out);
+}
+
+/* {"error":{"message","type","code"}} as OpenAI and most compatible servers send it. */
+void dp_openai_error(int status, const char *body, size_t len, struct dp_error_info *out)
+{
+    cJSON *root = body ? cJSON_ParseWithLength(body, len) : NULL;
+    const cJSON *err = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const char *type = NULL, *code = NULL, *msg = NULL;
+    char snippet[256];
+
+    if (cJSON_IsObject(err)) {
+        const cJSON *v = cJSON_GetObjectItemCaseSensitive(err, "type");
+        type = cJSON_IsString(v) ? v->valuestring : NULL;
+        v = cJSON_GetObjectItemCaseSensitive(err, "code");
+        code = cJSON_IsString(v) ? v->valuestring : NULL;
+        v = cJSON_GetObjectItemCaseSensitive(err, "message");
+        msg = cJSON_IsString(v) ? v->valuestring : NULL;
+    } else if (cJSON_IsString(err)) {
+        msg = err->valuestring; /* some compatible servers: {"error":"..."} */
+    } else if (body && len) {
+        size_t n = len < sizeof(snippet) - 1 ? len : sizeof(snippet) - 1;
+        memcpy(snippet, body, n);
+        snippet[n] = '\0';
+        msg = snippet;
+    }
+    dp_error_classify(status, type, code, msg, NULL, out);
+    cJSON_Delete(root);
 }
 
 const struct dp_provider_ops dp_provider_openai = {
     .kind = "openai",
     .prepare = openai_prepare,
     .chat_request = openai_chat_request,
+    .chat_response = NULL,
+    .stream_new = NULL,
+    .error = dp_openai_error,
+    .embed_request = openai_embed_request,
+    .embed_response = NULL,
+    .completion_request = openai_completion_request,
 };

@@ -125,7 +125,7 @@ test('stream: provider timeout after its headers -> 504 or an error event, never
     }
 });
 
-test('upstream 503 keeps its status and message', T, async () => {
+test('upstream 5xx -> 502 upstream_error naming the provider and keeping its message', T, async () => {
     await st.mockConfig({ status: 503 });
     // What the provider itself says:
     const direct = await postJson(`${st.mockUrl}/v1/chat/completions`,
@@ -134,10 +134,15 @@ test('upstream 503 keeps its status and message', T, async () => {
     const upstreamMsg = direct.json?.error?.message;
     assert.ok(upstreamMsg, `mock 503 has an error message: ${direct.body}`);
 
+    // docs/providers.md: a provider's 5xx is the gateway's 502 upstream_error, retryable;
+    // the provider's own words stay in the message.
     const e = await rejects(client.chat.completions.create({ model: 'mock-a', messages: userMsg('x') }));
     assert.ok(e instanceof openai.InternalServerError, `got ${e.constructor.name}: ${e.message}`);
-    assert.equal(e.status, 503);
-    assert.equal(e.error?.message, upstreamMsg);
+    assert.equal(e.status, 502);
+    assert.equal(e.error?.code, 'upstream_error');
+    assert.equal(e.error?.type, 'upstream_error');
+    assert.ok(e.error?.message.includes(upstreamMsg), e.error?.message);
+    assert.ok(e.error?.message.includes('HTTP 503'), e.error?.message);
 });
 
 test('upstream 429 -> RateLimitError', T, async () => {
@@ -145,6 +150,8 @@ test('upstream 429 -> RateLimitError', T, async () => {
     const e = await rejects(client.chat.completions.create({ model: 'mock-a', messages: userMsg('x') }));
     assert.ok(e instanceof openai.RateLimitError, `got ${e.constructor.name}: ${e.message}`);
     assert.equal(e.status, 429);
+    assert.equal(e.error?.code, 'rate_limit_exceeded');
+    assert.equal(e.headers?.get?.('retry-after') ?? e.headers?.['retry-after'], '1');
 });
 
 test('upstream closes without answering -> 502', T, async () => {

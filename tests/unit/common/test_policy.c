@@ -254,7 +254,7 @@ static void test_unknown_keys_everywhere(void **state)
     (void)state;
     expect_err("providers:\n  - {name: p, base_url: \"http://h\", timout_ms: 5}\n" BASE_MODELS,
                "providers[0]: unknown key \"timout_ms\" (expected one of: name, kind, base_url, "
-               "api_key_env, headers, connect_timeout_ms, timeout_ms)");
+               "api_key_env, api_version, headers, connect_timeout_ms, timeout_ms)");
     expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: {input: 1}}]\n",
                "models[0].pricing: unknown key \"input\"");
     expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, upstream: x}]\n",
@@ -282,8 +282,15 @@ static void test_provider_errors(void **state)
     expect_err("providers: [{name: p, base_url: \"http://h\"}, {name: p, base_url: \"http://i\"}]"
                "\n" BASE_MODELS,
                "providers[1].name: duplicate provider \"p\" (also providers[0])");
-    expect_err("providers: [{name: p, kind: azure, base_url: \"http://h\"}]\n" BASE_MODELS,
-               "providers[0].kind: unknown kind \"azure\" (accepted: openai)");
+    expect_err("providers: [{name: p, kind: bedrock, base_url: \"http://h\"}]\n" BASE_MODELS,
+               "providers[0].kind: unknown kind \"bedrock\" (accepted: openai, azure, anthropic, "
+               "gemini)");
+    expect_err("providers: [{name: p, kind: openai, base_url: \"http://h\", api_version: "
+               "v1}]\n" BASE_MODELS,
+               "providers[0].api_version: only azure and anthropic providers take an api_version");
+    expect_err("providers: [{name: p, kind: azure, base_url: \"http://h\", api_version: \"a "
+               "b\"}]\n" BASE_MODELS,
+               "providers[0].api_version: \"a b\" is not a version string");
     expect_err("providers: [{name: p}]\n" BASE_MODELS, "providers[0].base_url: is required");
     expect_err("providers: [{name: p, base_url: \"ftp://h\"}]\n" BASE_MODELS,
                "providers[0].base_url: must start with http:// or https://");
@@ -401,7 +408,7 @@ static void test_server_errors(void **state)
 static void test_all_errors_reported_together(void **state)
 {
     char *err = compile_err("providers:\n"
-                            "  - {name: p, kind: azure, base_url: \"ftp://x\"}\n"
+                            "  - {name: p, kind: bedrock, base_url: \"ftp://x\"}\n"
                             "models:\n"
                             "  - {name: m, provider: q, colour: red}\n"
                             "routes:\n"
@@ -409,7 +416,7 @@ static void test_all_errors_reported_together(void **state)
                             "server: {max_connections: 0}\n");
 
     (void)state;
-    assert_has(err, "providers[0].kind: unknown kind \"azure\"");
+    assert_has(err, "providers[0].kind: unknown kind \"bedrock\"");
     assert_has(err, "providers[0].base_url: must start with http:// or https://");
     assert_has(err, "models[0]: unknown key \"colour\"");
     assert_has(err, "models[0].provider: unknown provider \"q\"");

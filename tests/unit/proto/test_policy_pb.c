@@ -16,7 +16,7 @@ static const char src[] =
     "providers:\n"
     "  - {name: p1, kind: openai, base_url: \"http://127.0.0.1:1/v1\", api_key_env: K1,\n"
     "     headers: {X-A: one, X-B: two}, connect_timeout_ms: 700, timeout_ms: 9000}\n"
-    "  - {name: p2, base_url: \"https://example.test/v1\"}\n"
+    "  - {name: p2, kind: azure, api_version: \"2024-10-21\", base_url: \"https://x.test\"}\n"
     "models:\n"
     "  - {name: a, provider: p1, pricing: {input_per_mtok: 0.15, output_per_mtok: 0.6,\n"
     "     cached_input_per_mtok: 0.075}}\n"
