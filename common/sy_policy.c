@@ -39,12 +39,24 @@
 #define MAX_PRICE 1000000.0   /* USD per million tokens */
 #define QUOTE_SRC_MAX 64      /* user text shown in a message, in source bytes */
 #define QUOTE_BUF (QUOTE_SRC_MAX * 4 + 8)
-#define LIST_BUF 256 /* "expected one of: ..." lists */
+#define LIST_BUF 256               /* "expected one of: ..." lists */
+#define TOKEN_MAX_LEN 32           /* provider region and compliance tags */
+#define MAX_COMPLIANCE 32          /* tags per provider */
+#define TAG_MAX_LEN 64             /* routes[].match.tags[] */
+#define MAX_TAGS 32                /* per route */
+#define MAX_TEXT_RULES 16          /* keyword rules, and regex rules, per route */
+#define MAX_WORDS 1024             /* per keyword rule */
+#define WORD_MAX_LEN 256           /* bytes per keyword */
+#define PATTERN_MAX_LEN 1024       /* bytes per regex pattern */
+#define PATTERN_MAX_EXPANDED 10000 /* pattern positions once bounded repeats are unrolled */
+#define MAX_TOKENS 1000000000      /* match.{min,max}_prompt_tokens */
+#define MAX_MESSAGES 1000000       /* match.{min,max}_messages */
 /* Paths hold only schema keys and indexes, so they have fixed bounds: "routes[<size_t>]",
  * then one more key, then one more index. */
 #define PATH_BUF 48
 #define SUBPATH_BUF (PATH_BUF + 48)
 #define ITEM_PATH_BUF (SUBPATH_BUF + 32)
+#define DEEP_PATH_BUF (ITEM_PATH_BUF + 32) /* routes[i].match.keywords[j].any[k] */
 
 /* API families the data plane has an adapter for. Adding one: a line here and its value in
  * enum sy_provider_kind. */
@@ -64,17 +76,64 @@ static const char *const reserved_headers[] = {
     "trailer",    "transfer-encoding", "upgrade",    NULL,
 };
 
-static const char *const top_keys[] = {"providers", "models", "routes", "server", NULL};
+/* Route strategies, in enum order. */
+static const char *const strategy_names[] = {
+    [SY_STRATEGY_WEIGHTED] = "weighted",
+    [SY_STRATEGY_PRIORITY] = "priority",
+    [SY_STRATEGY_LOWEST_COST] = "lowest_cost",
+    [SY_STRATEGY_LOWEST_LATENCY] = "lowest_latency",
+    [SY_STRATEGY_LEAST_BUSY] = "least_busy",
+    [SY_STRATEGY_CACHE_AFFINITY] = "cache_affinity",
+    NULL,
+};
+
+/* Spellings of a text rule's "in" (SY_TEXT_* bits). */
+static const struct {
+    const char *name;
+    unsigned bits;
+} text_sources[] = {
+    {"last_user", SY_TEXT_LAST_USER},
+    {"system", SY_TEXT_SYSTEM},
+    {"any", SY_TEXT_LAST_USER | SY_TEXT_SYSTEM},
+};
+
+static const char *const top_keys[] = {"providers",  "models", "routes", "default_route",
+                                       "resilience", "server", NULL};
 static const char *const provider_keys[] = {
-    "name",       "kind", "base_url", "api_key_env", "api_version", "headers", "connect_timeout_ms",
-    "timeout_ms", NULL,
+    "name",
+    "kind",
+    "base_url",
+    "api_key_env",
+    "api_version",
+    "headers",
+    "connect_timeout_ms",
+    "timeout_ms",
+    "region",
+    "compliance",
+    NULL,
 };
 static const char *const model_keys[] = {"name", "provider", "upstream_model", "pricing", NULL};
 static const char *const pricing_keys[] = {"input_per_mtok", "output_per_mtok",
                                            "cached_input_per_mtok", NULL};
-static const char *const route_keys[] = {"name", "match", "targets", NULL};
-static const char *const match_keys[] = {"model", NULL};
+static const char *const route_keys[] = {"name",    "match",          "strategy",
+                                         "targets", "fallback",       "timeouts",
+                                         "retries", "hedge_after_ms", NULL};
+static const char *const match_keys[] = {
+    "model",        "tags",         "min_prompt_tokens", "max_prompt_tokens",
+    "min_messages", "max_messages", "has_tools",         "has_images",
+    "json_mode",    "stream",       "keywords",          "regex",
+    NULL,
+};
+static const char *const keyword_keys[] = {"any", "in", NULL};
+static const char *const regex_keys[] = {"pattern", "in", "case_sensitive", NULL};
 static const char *const target_keys[] = {"model", "weight", NULL};
+static const char *const timeout_keys[] = {"attempt_ms", "first_token_ms", "total_ms", NULL};
+static const char *const retry_keys[] = {"max", "backoff_ms", "max_backoff_ms", NULL};
+static const char *const resilience_keys[] = {"breaker", "retry_budget", "max_retry_after_ms",
+                                              NULL};
+static const char *const breaker_keys[] = {"failures",  "error_rate", "min_requests",
+                                           "window_ms", "open_ms",    NULL};
+static const char *const budget_keys[] = {"ratio", "min_per_second", NULL};
 static const char *const server_keys[] = {"max_body_bytes",  "header_timeout_ms", "body_timeout_ms",
                                           "idle_timeout_ms", "max_connections",   NULL};
 
@@ -401,6 +460,62 @@ static double get_price(struct compiler *c, const cJSON *obj, const char *path, 
     return it->valuedouble;
 }
 
+/* Returns the number at <key> within [min, max] (or (min, max] when <min_open>), or <def>
+ * when absent or invalid (reported). For rates and ratios, which need not be whole. */
+static double get_number(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                         double min, bool min_open, double max, double def)
+{
+    const cJSON *it = field(obj, key);
+    double v;
+
+    if (!it)
+        return def;
+    if (!cJSON_IsNumber(it)) {
+        errf(c, path, key, "expected a number, got %s", type_name(it));
+        return def;
+    }
+    v = it->valuedouble;
+    if (!isfinite(v) || (min_open ? v <= min : v < min) || v > max) {
+        errf(c, path, key, "must be %s %g and at most %g, got %.17g",
+             min_open ? "greater than" : "at least", min, max, v);
+        return def;
+    }
+    return v;
+}
+
+/* Returns the integer at <key> within [0, max], or -1 when absent (or invalid: reported). */
+static int64_t get_opt_int(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                           uint64_t max)
+{
+    if (!field(obj, key))
+        return -1;
+    return (int64_t)get_uint(c, obj, path, key, 0, max, 0);
+}
+
+/* Returns the boolean at <key>, or <def> when absent or invalid (reported). */
+static bool get_bool(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                     bool def)
+{
+    const cJSON *it = field(obj, key);
+
+    if (!it)
+        return def;
+    if (!cJSON_IsBool(it)) {
+        errf(c, path, key, "expected true or false, got %s", type_name(it));
+        return def;
+    }
+    return cJSON_IsTrue(it);
+}
+
+/* A boolean trait of a request: absent = either way. */
+static enum sy_tristate get_tri(struct compiler *c, const cJSON *obj, const char *path,
+                                const char *key)
+{
+    if (!field(obj, key))
+        return SY_TRI_ANY;
+    return get_bool(c, obj, path, key, false) ? SY_TRI_YES : SY_TRI_NO;
+}
+
 /* Returns the mapping at <key> (or <obj> itself when <key> is NULL), or NULL when absent or
  * of another type (reported). */
 static const cJSON *get_map(struct compiler *c, const cJSON *obj, const char *path, const char *key,
@@ -457,6 +572,57 @@ static bool is_env_name(const char *s)
               *s == '_'))
             return false;
     return true;
+}
+
+/* Region and compliance tags: short lowercase tokens, compared exactly with the
+ * x-switchyard-region and x-switchyard-compliance request headers. */
+static bool is_lower_token(const char *s)
+{
+    size_t n;
+
+    for (n = 0; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= '0' && s[n] <= '9') || s[n] == '-'))
+            return false;
+    return n > 0 && n <= TOKEN_MAX_LEN;
+}
+
+static void compile_compliance(struct compiler *c, const cJSON *obj, const char *ppath,
+                               struct sy_provider *p)
+{
+    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    const cJSON *list, *it;
+    size_t n, i, j;
+
+    list = get_list(c, obj, ppath, "compliance", false, &n);
+    if (!list)
+        return;
+    snprintf(path, sizeof(path), "%s.compliance", ppath);
+    if (n > MAX_COMPLIANCE) {
+        errf(c, path, NULL, "at most %d tags, got %zu", MAX_COMPLIANCE, n);
+        return;
+    }
+    p->compliance = n ? sy_xcalloc(n, sizeof(*p->compliance)) : NULL;
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (!cJSON_IsString(it)) {
+            errf(c, ipath, NULL, "expected a string, got %s", type_name(it));
+            continue;
+        }
+        if (!is_lower_token(it->valuestring)) {
+            errf(c, ipath, NULL,
+                 "%s is not a compliance tag (1 to %d characters of a-z, 0-9 and '-')",
+                 quote(q, it->valuestring), TOKEN_MAX_LEN);
+            continue;
+        }
+        for (j = 0; j < p->n_compliance; j++)
+            if (strcmp(p->compliance[j], it->valuestring) == 0)
+                break;
+        if (j < p->n_compliance) {
+            errf(c, ipath, NULL, "%s is listed twice", quote(q, it->valuestring));
+            continue;
+        }
+        p->compliance[p->n_compliance++] = sy_xstrdup(it->valuestring);
+    }
 }
 
 static void compile_kind(struct compiler *c, const cJSON *obj, const char *path,
@@ -647,6 +813,14 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
     p->connect_timeout_ms =
         (uint32_t)get_uint(c, obj, path, "connect_timeout_ms", 1, 600000, p->connect_timeout_ms);
     p->timeout_ms = (uint32_t)get_uint(c, obj, path, "timeout_ms", 1, 3600000, p->timeout_ms);
+
+    s = get_str(c, obj, path, "region", false);
+    if (s && !is_lower_token(s))
+        errf(c, path, "region", "%s is not a region (1 to %d characters of a-z, 0-9 and '-')",
+             quote(q, s), TOKEN_MAX_LEN);
+    else if (s)
+        p->region = sy_xstrdup(s);
+    compile_compliance(c, obj, path, p);
 }
 
 /* ---- models ---------------------------------------------------------------------------- */
@@ -703,11 +877,393 @@ static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
 
 /* ---- routes ---------------------------------------------------------------------------- */
 
-/* Per-model scratch for finding a model listed twice in one route in linear time. */
+/* Per-model scratch for finding a model listed twice in one route, across its targets and
+ * its fallback list, in linear time. */
 struct target_seen {
     size_t route;  /* route that last listed the model, SIZE_MAX for none */
-    size_t target; /* its position there */
+    size_t pos;    /* its position there */
+    bool fallback; /* listed in "fallback" rather than in "targets" */
 };
+
+/* Lowercases ASCII letters in place: keywords match case-insensitively, and comparing with
+ * lowercased request text is then a plain substring search. */
+static char *ascii_lower(char *s)
+{
+    char *p;
+
+    for (p = s; *p; p++)
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+    return s;
+}
+
+/* Match tags travel in a comma-separated header, so they are plain tokens. */
+static bool is_tag(const char *s)
+{
+    size_t n;
+
+    for (n = 0; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9') || strchr("-_.:/", s[n])))
+            return false;
+    return n > 0 && n <= TAG_MAX_LEN;
+}
+
+static void compile_tags(struct compiler *c, const cJSON *match, const char *mpath,
+                         struct sy_match *m)
+{
+    char path[ITEM_PATH_BUF], ipath[DEEP_PATH_BUF], q[QUOTE_BUF];
+    const cJSON *list, *it;
+    size_t n, i, j;
+
+    list = get_list(c, match, mpath, "tags", false, &n);
+    if (!list)
+        return;
+    snprintf(path, sizeof(path), "%s.tags", mpath);
+    if (n > MAX_TAGS) {
+        errf(c, path, NULL, "at most %d tags, got %zu", MAX_TAGS, n);
+        return;
+    }
+    m->tags = n ? sy_xcalloc(n, sizeof(*m->tags)) : NULL;
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (!cJSON_IsString(it)) {
+            errf(c, ipath, NULL, "expected a string, got %s", type_name(it));
+            continue;
+        }
+        if (!is_tag(it->valuestring)) {
+            errf(c, ipath, NULL,
+                 "%s is not a tag (1 to %d letters, digits, '-', '_', '.', ':' or '/')",
+                 quote(q, it->valuestring), TAG_MAX_LEN);
+            continue;
+        }
+        for (j = 0; j < m->n_tags; j++)
+            if (strcmp(m->tags[j], it->valuestring) == 0)
+                break;
+        if (j < m->n_tags) {
+            errf(c, ipath, NULL, "%s is listed twice", quote(q, it->valuestring));
+            continue;
+        }
+        m->tags[m->n_tags++] = sy_xstrdup(it->valuestring);
+    }
+}
+
+/* Reads a text rule's "in" as SY_TEXT_* bits; default last_user. */
+static unsigned compile_text_source(struct compiler *c, const cJSON *obj, const char *path)
+{
+    const char *s = get_str(c, obj, path, "in", false);
+    const char *names[SY_ARRAY_LEN(text_sources) + 1];
+    char q[QUOTE_BUF], list[LIST_BUF];
+    size_t i;
+
+    if (!s)
+        return SY_TEXT_LAST_USER;
+    for (i = 0; i < SY_ARRAY_LEN(text_sources); i++) {
+        names[i] = text_sources[i].name;
+        if (strcmp(s, text_sources[i].name) == 0)
+            return text_sources[i].bits;
+    }
+    names[i] = NULL;
+    errf(c, path, "in", "unknown text %s (accepted: %s)", quote(q, s), join_words(list, names));
+    return SY_TEXT_LAST_USER;
+}
+
+/* "keywords" and "regex" take one rule (a mapping) or a list of rules. Returns the first rule
+ * and sets *n (rules to read, following ->next) and *single, or returns NULL with *n = 0 when
+ * absent or invalid (reported). */
+static const cJSON *get_rules(struct compiler *c, const cJSON *match, const char *mpath,
+                              const char *key, size_t *n, bool *single)
+{
+    const cJSON *it = field(match, key);
+
+    *n = 0;
+    *single = false;
+    if (!it)
+        return NULL;
+    if (cJSON_IsObject(it)) {
+        *n = 1;
+        *single = true;
+        return it;
+    }
+    if (!cJSON_IsArray(it)) {
+        errf(c, mpath, key, "expected a mapping or a list of mappings, got %s", type_name(it));
+        return NULL;
+    }
+    if (sy_json_count(it) > MAX_TEXT_RULES) {
+        errf(c, mpath, key, "at most %d rules, got %zu", MAX_TEXT_RULES, sy_json_count(it));
+        return NULL;
+    }
+    *n = sy_json_count(it);
+    return it->child;
+}
+
+static void compile_keyword_rule(struct compiler *c, const cJSON *obj, const char *path,
+                                 struct sy_keyword_rule *k)
+{
+    char apath[DEEP_PATH_BUF + 8], wpath[DEEP_PATH_BUF + 32];
+    const cJSON *list, *it;
+    size_t n, i;
+
+    k->in = SY_TEXT_LAST_USER;
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, keyword_keys);
+    k->in = compile_text_source(c, obj, path);
+    list = get_list(c, obj, path, "any", true, &n);
+    if (!list)
+        return;
+    snprintf(apath, sizeof(apath), "%s.any", path);
+    if (n == 0) {
+        errf(c, apath, NULL, "must not be empty");
+        return;
+    }
+    if (n > MAX_WORDS) {
+        errf(c, apath, NULL, "at most %d words, got %zu", MAX_WORDS, n);
+        return;
+    }
+    k->words = sy_xcalloc(n, sizeof(*k->words));
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        snprintf(wpath, sizeof(wpath), "%s[%zu]", apath, i);
+        if (!cJSON_IsString(it))
+            errf(c, wpath, NULL, "expected a string, got %s", type_name(it));
+        else if (!*it->valuestring)
+            errf(c, wpath, NULL, "must not be empty");
+        else if (strlen(it->valuestring) > WORD_MAX_LEN)
+            errf(c, wpath, NULL, "is longer than %d bytes", WORD_MAX_LEN);
+        else
+            k->words[k->n_words++] = ascii_lower(sy_xstrdup(it->valuestring));
+    }
+}
+
+/* Skips the bracket expression opening at s[i] ('['); returns the index after its ']' (or of
+ * the terminating NUL: regcomp() reports the error). */
+static size_t skip_bracket(const char *s, size_t i)
+{
+    char d;
+
+    i++;
+    if (s[i] == '^')
+        i++;
+    if (s[i] == ']')
+        i++;
+    while (s[i] && s[i] != ']') {
+        if (s[i] == '[' && (s[i + 1] == ':' || s[i + 1] == '=' || s[i + 1] == '.')) {
+            d = s[i + 1];
+            for (i += 2; s[i] && !(s[i] == d && s[i + 1] == ']'); i++)
+                ;
+            i += s[i] ? 2 : 0;
+            continue;
+        }
+        i++;
+    }
+    return s[i] ? i + 1 : i;
+}
+
+/* An upper bound of the size of <s> once glibc's regcomp() unrolls bounded repeats: it
+ * copies the repeated atom up to m times for {n,m}, so nested repeats multiply, and
+ * "((a{1,255}){1,255}){1,255}" alone needs gigabytes. Returns at most limit + 1. */
+static size_t regex_expanded_size(const char *s, size_t limit)
+{
+    size_t outer[PATTERN_MAX_LEN + 1]; /* running size of each enclosing group */
+    size_t depth = 0, sum = 0, last = 0, i = 0, n, m;
+    char *end;
+
+    while (s[i] && sum <= limit) {
+        if (s[i] == '(') {
+            outer[depth++] = sum;
+            sum = last = 0;
+            i++;
+        } else if (s[i] == ')' && depth > 0) {
+            last = sum;
+            sum = outer[--depth] + last;
+            i++;
+        } else if (s[i] == '|') {
+            last = 0;
+            i++;
+        } else if (s[i] == '{' && s[i + 1] >= '0' && s[i + 1] <= '9') {
+            n = strtoul(s + i + 1, &end, 10);
+            m = n;
+            if (*end == ',') {
+                end++;
+                m = *end >= '0' && *end <= '9' ? strtoul(end, &end, 10) : n + 1;
+            }
+            if (*end == '}')
+                end++;
+            i = (size_t)(end - s);
+            m = m > n ? m : n;
+            if (m > 0 && last > (limit + 1) / m)
+                return limit + 1;
+            sum = sum - last + last * m; /* the atom was counted once already */
+            last *= m;
+        } else {
+            i = s[i] == '[' ? skip_bracket(s, i) : i + (s[i] == '\\' && s[i + 1] ? 2 : 1);
+            last = 1;
+            sum++;
+        }
+    }
+    return sum > limit ? limit + 1 : sum;
+}
+
+static void compile_regex_rule(struct compiler *c, const cJSON *obj, const char *path,
+                               struct sy_regex_rule *r)
+{
+    char q[QUOTE_BUF], ebuf[256];
+    const char *s;
+    int rc;
+
+    r->in = SY_TEXT_LAST_USER;
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, regex_keys);
+    r->in = compile_text_source(c, obj, path);
+    r->case_sensitive = get_bool(c, obj, path, "case_sensitive", false);
+    s = get_str(c, obj, path, "pattern", true);
+    if (!s)
+        return;
+    if (!*s) {
+        errf(c, path, "pattern", "must not be empty");
+        return;
+    }
+    if (strlen(s) > PATTERN_MAX_LEN) {
+        errf(c, path, "pattern", "is longer than %d bytes", PATTERN_MAX_LEN);
+        return;
+    }
+    if (regex_expanded_size(s, PATTERN_MAX_EXPANDED) > PATTERN_MAX_EXPANDED) {
+        errf(c, path, "pattern",
+             "%s: its repeats expand to more than %d positions (use smaller {n,m} bounds, or * "
+             "and +)",
+             quote(q, s), PATTERN_MAX_EXPANDED);
+        return;
+    }
+    rc = regcomp(&r->re, s, REG_EXTENDED | REG_NOSUB | (r->case_sensitive ? 0 : REG_ICASE));
+    if (rc != 0) {
+        regerror(rc, &r->re, ebuf, sizeof(ebuf));
+        errf(c, path, "pattern", "invalid regular expression %s: %s", quote(q, s), ebuf);
+        return;
+    }
+    /* Set only with a compiled <re>: policy_free() calls regfree() on rules that have one. */
+    r->pattern = sy_xstrdup(s);
+}
+
+static void compile_text_rules(struct compiler *c, const cJSON *match, const char *mpath,
+                               struct sy_match *m)
+{
+    char path[DEEP_PATH_BUF];
+    const cJSON *it;
+    bool single;
+    size_t n, i;
+
+    it = get_rules(c, match, mpath, "keywords", &n, &single);
+    m->keywords = n ? sy_xcalloc(n, sizeof(*m->keywords)) : NULL;
+    m->n_keywords = n;
+    for (i = 0; i < n; i++, it = it->next) {
+        if (single)
+            snprintf(path, sizeof(path), "%s.keywords", mpath);
+        else
+            snprintf(path, sizeof(path), "%s.keywords[%zu]", mpath, i);
+        compile_keyword_rule(c, it, path, &m->keywords[i]);
+    }
+
+    it = get_rules(c, match, mpath, "regex", &n, &single);
+    m->regex = n ? sy_xcalloc(n, sizeof(*m->regex)) : NULL;
+    m->n_regex = n;
+    for (i = 0; i < n; i++, it = it->next) {
+        if (single)
+            snprintf(path, sizeof(path), "%s.regex", mpath);
+        else
+            snprintf(path, sizeof(path), "%s.regex[%zu]", mpath, i);
+        compile_regex_rule(c, it, path, &m->regex[i]);
+    }
+}
+
+/* Reports <min_key> when both bounds are set and it exceeds <max_key>. */
+static void check_bounds(struct compiler *c, const char *path, const char *min_key, int64_t min,
+                         const char *max_key, int64_t max)
+{
+    if (min >= 0 && max >= 0 && min > max)
+        errf(c, path, min_key, "must not be greater than %s (%lld), got %lld", max_key,
+             (long long)max, (long long)min);
+}
+
+/* match.model: a glob when it has any of * ? [ (matched with fnmatch() by the data plane),
+ * otherwise an exact name, which goes into the route index and must be unique. */
+static void compile_match_model(struct compiler *c, const cJSON *match, const char *mpath,
+                                size_t ri)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_route *r = &pol->routes[ri];
+    struct table rt = route_table(pol);
+    char q[QUOTE_BUF];
+    const char *s, *open;
+    size_t dup;
+
+    s = get_name(c, match, mpath, "model", false);
+    if (!s)
+        return;
+    r->match.model = sy_xstrdup(s);
+    r->match.model_glob = strpbrk(s, "*?[") != NULL;
+    if (r->match.model_glob) {
+        /* fnmatch() takes an unclosed '[' literally; here it is almost surely a typo. */
+        open = strchr(s, '[');
+        if (open && !strchr(open + 1, ']'))
+            errf(c, mpath, "model", "glob %s has a '[' without a closing ']'", quote(q, s));
+        return;
+    }
+    r->match_model = sy_xstrdup(s);
+    dup = index_insert(&pol->route_index, &rt, ri);
+    if (dup != SIZE_MAX)
+        errf(c, mpath, "model", "duplicate route for model %s (also routes[%zu])", quote(q, s),
+             dup);
+}
+
+static void compile_match(struct compiler *c, const cJSON *obj, const char *path, size_t ri)
+{
+    struct sy_match *m = &c->pol->routes[ri].match;
+    char mpath[SUBPATH_BUF];
+    const cJSON *match;
+
+    m->min_prompt_tokens = m->max_prompt_tokens = -1;
+    m->min_messages = m->max_messages = -1;
+    match = get_map(c, obj, path, "match", false);
+    if (!match)
+        return;
+    snprintf(mpath, sizeof(mpath), "%s.match", path);
+    check_keys(c, match, mpath, match_keys);
+    compile_match_model(c, match, mpath, ri);
+    compile_tags(c, match, mpath, m);
+    m->min_prompt_tokens = get_opt_int(c, match, mpath, "min_prompt_tokens", MAX_TOKENS);
+    m->max_prompt_tokens = get_opt_int(c, match, mpath, "max_prompt_tokens", MAX_TOKENS);
+    check_bounds(c, mpath, "min_prompt_tokens", m->min_prompt_tokens, "max_prompt_tokens",
+                 m->max_prompt_tokens);
+    m->min_messages = get_opt_int(c, match, mpath, "min_messages", MAX_MESSAGES);
+    m->max_messages = get_opt_int(c, match, mpath, "max_messages", MAX_MESSAGES);
+    check_bounds(c, mpath, "min_messages", m->min_messages, "max_messages", m->max_messages);
+    m->has_tools = get_tri(c, match, mpath, "has_tools");
+    m->has_images = get_tri(c, match, mpath, "has_images");
+    m->json_mode = get_tri(c, match, mpath, "json_mode");
+    m->stream = get_tri(c, match, mpath, "stream");
+    compile_text_rules(c, match, mpath, m);
+}
+
+static void compile_strategy(struct compiler *c, const cJSON *obj, const char *path,
+                             struct sy_route *r)
+{
+    const char *s = get_str(c, obj, path, "strategy", false);
+    char q[QUOTE_BUF], list[LIST_BUF];
+    size_t i;
+
+    r->strategy = SY_STRATEGY_WEIGHTED;
+    if (!s)
+        return;
+    for (i = 0; strategy_names[i]; i++) {
+        if (strcmp(s, strategy_names[i]) == 0) {
+            r->strategy = (enum sy_strategy)i;
+            return;
+        }
+    }
+    errf(c, path, "strategy", "unknown strategy %s (accepted: %s)", quote(q, s),
+         join_words(list, strategy_names));
+}
 
 static void compile_targets(struct compiler *c, const cJSON *obj, const char *rpath, size_t ri,
                             struct target_seen *seen)
@@ -746,29 +1302,120 @@ static void compile_targets(struct compiler *c, const cJSON *obj, const char *rp
                 t->model = 0;
             } else if (seen[t->model].route == ri) {
                 errf(c, tpath, "model", "model %s is already a target of this route (%s[%zu])",
-                     quote(q, s), path, seen[t->model].target);
+                     quote(q, s), path, seen[t->model].pos);
             } else {
-                seen[t->model] = (struct target_seen){.route = ri, .target = i};
+                seen[t->model] = (struct target_seen){.route = ri, .pos = i};
             }
         }
         t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
         total += t->weight;
     }
-    if (total == 0)
-        errf(c, path, NULL, "total weight must be greater than 0");
+    /* Only the weighted strategy divides traffic by weight; the others ignore it. */
+    if (total == 0 && r->strategy == SY_STRATEGY_WEIGHTED)
+        errf(c, path, NULL, "total weight must be greater than 0 for the weighted strategy");
     else if (total > UINT32_MAX)
         errf(c, path, NULL, "total weight must not exceed %u", UINT32_MAX);
     else
         r->total_weight = (uint32_t)total;
 }
 
+static void compile_fallback(struct compiler *c, const cJSON *obj, const char *rpath, size_t ri,
+                             struct target_seen *seen)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_route *r = &pol->routes[ri];
+    struct table mt = model_table(pol);
+    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    const cJSON *list, *it;
+    size_t n, i, mi;
+
+    list = get_list(c, obj, rpath, "fallback", false, &n);
+    if (!list)
+        return;
+    snprintf(path, sizeof(path), "%s.fallback", rpath);
+    r->fallback = n ? sy_xcalloc(n, sizeof(*r->fallback)) : NULL;
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (!cJSON_IsString(it)) {
+            errf(c, ipath, NULL, "expected a model name, got %s", type_name(it));
+            continue;
+        }
+        mi = index_find(&pol->model_index, &mt, it->valuestring);
+        if (mi == SIZE_MAX) {
+            errf(c, ipath, NULL, "unknown model %s", quote(q, it->valuestring));
+            continue;
+        }
+        if (seen[mi].route == ri) {
+            errf(c, ipath, NULL, "model %s is already %s of this route (%s.%s[%zu])",
+                 quote(q, it->valuestring), seen[mi].fallback ? "in the fallback list" : "a target",
+                 rpath, seen[mi].fallback ? "fallback" : "targets", seen[mi].pos);
+            continue;
+        }
+        seen[mi] = (struct target_seen){.route = ri, .pos = i, .fallback = true};
+        r->fallback[r->n_fallback++] = mi;
+    }
+}
+
+/* 0 = unset; when several are set they must nest: first_token <= attempt <= total. */
+static void compile_timeouts(struct compiler *c, const cJSON *obj, const char *rpath,
+                             struct sy_route *r)
+{
+    char path[SUBPATH_BUF];
+    const cJSON *o;
+    uint32_t ft, at, tot;
+
+    o = get_map(c, obj, rpath, "timeouts", false);
+    if (!o)
+        return;
+    snprintf(path, sizeof(path), "%s.timeouts", rpath);
+    check_keys(c, o, path, timeout_keys);
+    at = (uint32_t)get_uint(c, o, path, "attempt_ms", 1, 3600000, 0);
+    ft = (uint32_t)get_uint(c, o, path, "first_token_ms", 1, 3600000, 0);
+    tot = (uint32_t)get_uint(c, o, path, "total_ms", 1, 3600000, 0);
+    if (ft && at && ft > at)
+        errf(c, path, "first_token_ms", "must not be greater than attempt_ms (%u), got %u", at, ft);
+    if (at && tot && at > tot)
+        errf(c, path, "attempt_ms", "must not be greater than total_ms (%u), got %u", tot, at);
+    if (ft && tot && !at && ft > tot)
+        errf(c, path, "first_token_ms", "must not be greater than total_ms (%u), got %u", tot, ft);
+    r->attempt_timeout_ms = at;
+    r->first_token_timeout_ms = ft;
+    r->total_timeout_ms = tot;
+}
+
+static void compile_retries(struct compiler *c, const cJSON *obj, const char *rpath,
+                            struct sy_route *r)
+{
+    char path[SUBPATH_BUF];
+    const cJSON *o;
+
+    r->retries_max = 0;
+    r->retry_backoff_ms = 100;
+    r->retry_max_backoff_ms = 2000;
+    o = get_map(c, obj, rpath, "retries", false);
+    if (!o)
+        return;
+    snprintf(path, sizeof(path), "%s.retries", rpath);
+    check_keys(c, o, path, retry_keys);
+    r->retries_max = (uint32_t)get_uint(c, o, path, "max", 0, 10, r->retries_max);
+    r->retry_backoff_ms =
+        (uint32_t)get_uint(c, o, path, "backoff_ms", 1, 60000, r->retry_backoff_ms);
+    /* A longer first backoff raises the default cap with it rather than failing the check. */
+    if (r->retry_backoff_ms > r->retry_max_backoff_ms)
+        r->retry_max_backoff_ms = r->retry_backoff_ms;
+    r->retry_max_backoff_ms =
+        (uint32_t)get_uint(c, o, path, "max_backoff_ms", 1, 600000, r->retry_max_backoff_ms);
+    if (r->retry_max_backoff_ms < r->retry_backoff_ms)
+        errf(c, path, "max_backoff_ms", "must not be less than backoff_ms (%u), got %u",
+             r->retry_backoff_ms, r->retry_max_backoff_ms);
+}
+
 static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct target_seen *seen)
 {
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[i];
-    struct table rt = route_table(pol), nt = route_name_table(pol);
-    char path[PATH_BUF], mpath[SUBPATH_BUF], q[QUOTE_BUF];
-    const cJSON *match;
+    struct table nt = route_name_table(pol);
+    char path[PATH_BUF], q[QUOTE_BUF];
     const char *s;
     size_t dup;
 
@@ -784,21 +1431,13 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
         if (dup != SIZE_MAX)
             errf(c, path, "name", "duplicate route %s (also routes[%zu])", quote(q, s), dup);
     }
-
-    match = get_map(c, obj, path, "match", true);
-    if (match) {
-        snprintf(mpath, sizeof(mpath), "%s.match", path);
-        check_keys(c, match, mpath, match_keys);
-        s = get_name(c, match, mpath, "model", true);
-        if (s) {
-            r->match_model = sy_xstrdup(s);
-            dup = index_insert(&pol->route_index, &rt, i);
-            if (dup != SIZE_MAX)
-                errf(c, mpath, "model", "duplicate route for model %s (also routes[%zu])",
-                     quote(q, s), dup);
-        }
-    }
+    compile_match(c, obj, path, i);
+    compile_strategy(c, obj, path, r);
     compile_targets(c, obj, path, i, seen);
+    compile_fallback(c, obj, path, i, seen);
+    compile_timeouts(c, obj, path, r);
+    compile_retries(c, obj, path, r);
+    r->hedge_after_ms = (uint32_t)get_uint(c, obj, path, "hedge_after_ms", 0, 600000, 0);
 }
 
 /* ---- top level ------------------------------------------------------------------------- */
@@ -827,6 +1466,75 @@ static void compile_server(struct compiler *c, const cJSON *root)
         (uint32_t)get_uint(c, obj, "server", "idle_timeout_ms", 1, 3600000, s->idle_timeout_ms);
     s->max_connections =
         (uint32_t)get_uint(c, obj, "server", "max_connections", 1, 1000000, s->max_connections);
+}
+
+/* Must follow the routes: it names one. */
+static void compile_default_route(struct compiler *c, const cJSON *root)
+{
+    struct table nt = route_name_table(c->pol);
+    char q[QUOTE_BUF], q2[QUOTE_BUF];
+    const char *s;
+
+    c->pol->default_route = SIZE_MAX;
+    s = get_name(c, root, "", "default_route", false);
+    if (!s)
+        return;
+    c->pol->default_route = index_find(&c->route_names, &nt, s);
+    if (c->pol->default_route == SIZE_MAX) {
+        errf(c, "", "default_route", "unknown route %s", quote(q, s));
+        return;
+    }
+    /* Routes are tried before models and before the default, so a condition-less default
+     * route would take every request itself and the default would never apply. */
+    if (sy_match_is_empty(&c->pol->routes[c->pol->default_route].match))
+        errf(c, "", "default_route",
+             "route %s has no match conditions, so it already takes every request before "
+             "models are looked up; give it a match (e.g. {model: %s})",
+             quote(q, s), quote(q2, s));
+}
+
+static void compile_resilience(struct compiler *c, const cJSON *root)
+{
+    struct sy_resilience *r = &c->pol->resilience;
+    const char *bpath = "resilience.breaker", *rpath = "resilience.retry_budget";
+    const cJSON *obj, *o;
+
+    r->breaker_failures = 5;
+    r->breaker_error_rate = 0.5;
+    r->breaker_min_requests = 20;
+    r->breaker_window_ms = 30000;
+    r->breaker_open_ms = 5000;
+    r->retry_budget_ratio = 0.2;
+    r->retry_budget_min_per_s = 10;
+    r->max_retry_after_ms = 30000;
+    obj = get_map(c, root, "", "resilience", false);
+    if (!obj)
+        return;
+    check_keys(c, obj, "resilience", resilience_keys);
+    o = get_map(c, obj, "resilience", "breaker", false);
+    if (o) {
+        check_keys(c, o, bpath, breaker_keys);
+        r->breaker_failures =
+            (uint32_t)get_uint(c, o, bpath, "failures", 1, 1000, r->breaker_failures);
+        r->breaker_error_rate =
+            get_number(c, o, bpath, "error_rate", 0, true, 1, r->breaker_error_rate);
+        r->breaker_min_requests =
+            (uint32_t)get_uint(c, o, bpath, "min_requests", 1, 1000000, r->breaker_min_requests);
+        r->breaker_window_ms =
+            (uint32_t)get_uint(c, o, bpath, "window_ms", 100, 3600000, r->breaker_window_ms);
+        r->breaker_open_ms =
+            (uint32_t)get_uint(c, o, bpath, "open_ms", 100, 3600000, r->breaker_open_ms);
+    }
+    o = get_map(c, obj, "resilience", "retry_budget", false);
+    if (o) {
+        check_keys(c, o, rpath, budget_keys);
+        r->retry_budget_ratio =
+            get_number(c, o, rpath, "ratio", 0, false, 10, r->retry_budget_ratio);
+        r->retry_budget_min_per_s =
+            (uint32_t)get_uint(c, o, rpath, "min_per_second", 0, 100000, r->retry_budget_min_per_s);
+    }
+    r->max_retry_after_ms = (uint32_t)get_uint(c, obj, "resilience", "max_retry_after_ms", 0,
+                                               3600000, r->max_retry_after_ms);
 }
 
 static void compile_sections(struct compiler *c, const cJSON *root)
@@ -868,7 +1576,31 @@ static void compile_sections(struct compiler *c, const cJSON *root)
         compile_route(c, it, i, seen);
     free(seen);
 
+    compile_default_route(c, root);
+    compile_resilience(c, root);
     compile_server(c, root);
+}
+
+static void match_cleanup(struct sy_match *m)
+{
+    size_t i, j;
+
+    free(m->model);
+    for (i = 0; i < m->n_tags; i++)
+        free(m->tags[i]);
+    free(m->tags);
+    for (i = 0; i < m->n_keywords; i++) {
+        for (j = 0; j < m->keywords[i].n_words; j++)
+            free(m->keywords[i].words[j]);
+        free(m->keywords[i].words);
+    }
+    free(m->keywords);
+    for (i = 0; i < m->n_regex; i++) {
+        if (m->regex[i].pattern) /* NULL: regcomp() was never run or failed */
+            regfree(&m->regex[i].re);
+        free(m->regex[i].pattern);
+    }
+    free(m->regex);
 }
 
 static void policy_free(struct sy_policy *pol)
@@ -889,6 +1621,10 @@ static void policy_free(struct sy_policy *pol)
             free(p->headers[j].value);
         }
         free(p->headers);
+        free(p->region);
+        for (j = 0; j < p->n_compliance; j++)
+            free(p->compliance[j]);
+        free(p->compliance);
     }
     free(pol->providers);
     for (i = 0; i < pol->n_models; i++) {
@@ -899,7 +1635,9 @@ static void policy_free(struct sy_policy *pol)
     for (i = 0; i < pol->n_routes; i++) {
         free(pol->routes[i].name);
         free(pol->routes[i].match_model);
+        match_cleanup(&pol->routes[i].match);
         free(pol->routes[i].targets);
+        free(pol->routes[i].fallback);
     }
     free(pol->routes);
     free(pol->provider_index.slots);
@@ -1105,6 +1843,21 @@ const char *sy_provider_kind_name(enum sy_provider_kind kind)
     return "unknown";
 }
 
+const char *sy_strategy_name(enum sy_strategy s)
+{
+    if ((size_t)s < SY_ARRAY_LEN(strategy_names) - 1)
+        return strategy_names[s];
+    return "unknown";
+}
+
+bool sy_match_is_empty(const struct sy_match *m)
+{
+    return !m->model && m->n_tags == 0 && m->min_prompt_tokens < 0 && m->max_prompt_tokens < 0 &&
+           m->min_messages < 0 && m->max_messages < 0 && m->has_tools == SY_TRI_ANY &&
+           m->has_images == SY_TRI_ANY && m->json_mode == SY_TRI_ANY && m->stream == SY_TRI_ANY &&
+           m->n_keywords == 0 && m->n_regex == 0;
+}
+
 /* ---- canonical JSON -------------------------------------------------------------------- */
 
 /* cJSON's Add* functions return NULL on allocation failure and accept a NULL parent, so a
@@ -1119,6 +1872,48 @@ static void put_num(bool *ok, cJSON *obj, const char *key, double v)
 {
     if (!cJSON_AddNumberToObject(obj, key, v))
         *ok = false;
+}
+
+static void put_bool(bool *ok, cJSON *obj, const char *key, bool v)
+{
+    if (!cJSON_AddBoolToObject(obj, key, v))
+        *ok = false;
+}
+
+/* Writes <v> unless it is -1 (unset). */
+static void put_opt_int(bool *ok, cJSON *obj, const char *key, int64_t v)
+{
+    if (v >= 0)
+        put_num(ok, obj, key, (double)v);
+}
+
+/* Writes a trait unless it is "either way". */
+static void put_tri(bool *ok, cJSON *obj, const char *key, enum sy_tristate v)
+{
+    if (v != SY_TRI_ANY)
+        put_bool(ok, obj, key, v == SY_TRI_YES);
+}
+
+static void put_str_list(bool *ok, cJSON *obj, const char *key, char *const *v, size_t n)
+{
+    cJSON *arr = cJSON_AddArrayToObject(obj, key);
+    size_t i;
+
+    if (!arr)
+        *ok = false;
+    for (i = 0; i < n && arr; i++)
+        if (!cJSON_AddItemToArray(arr, cJSON_CreateString(v[i])))
+            *ok = false;
+}
+
+static const char *text_source_name(unsigned bits)
+{
+    size_t i;
+
+    for (i = 0; i < SY_ARRAY_LEN(text_sources); i++)
+        if (text_sources[i].bits == bits)
+            return text_sources[i].name;
+    return "unknown";
 }
 
 static cJSON *put_obj(bool *ok, cJSON *obj, const char *key)
@@ -1163,6 +1958,9 @@ static void providers_to_json(bool *ok, const struct sy_policy *pol, cJSON *root
             put_str(ok, h, p->headers[j].name, p->headers[j].value);
         put_num(ok, o, "connect_timeout_ms", p->connect_timeout_ms);
         put_num(ok, o, "timeout_ms", p->timeout_ms);
+        if (p->region)
+            put_str(ok, o, "region", p->region);
+        put_str_list(ok, o, "compliance", p->compliance, p->n_compliance);
     }
     if (!arr)
         *ok = false;
@@ -1189,30 +1987,105 @@ static void models_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
         *ok = false;
 }
 
+/* Keywords and regex rules are always printed as lists, the general form. */
+static void match_to_json(bool *ok, const struct sy_match *m, cJSON *match)
+{
+    cJSON *arr;
+    size_t i;
+
+    if (m->model)
+        put_str(ok, match, "model", m->model);
+    put_str_list(ok, match, "tags", m->tags, m->n_tags);
+    put_opt_int(ok, match, "min_prompt_tokens", m->min_prompt_tokens);
+    put_opt_int(ok, match, "max_prompt_tokens", m->max_prompt_tokens);
+    put_opt_int(ok, match, "min_messages", m->min_messages);
+    put_opt_int(ok, match, "max_messages", m->max_messages);
+    put_tri(ok, match, "has_tools", m->has_tools);
+    put_tri(ok, match, "has_images", m->has_images);
+    put_tri(ok, match, "json_mode", m->json_mode);
+    put_tri(ok, match, "stream", m->stream);
+    arr = cJSON_AddArrayToObject(match, "keywords");
+    if (!arr)
+        *ok = false;
+    for (i = 0; i < m->n_keywords; i++) {
+        cJSON *k = push_obj(ok, arr);
+
+        put_str_list(ok, k, "any", m->keywords[i].words, m->keywords[i].n_words);
+        put_str(ok, k, "in", text_source_name(m->keywords[i].in));
+    }
+    arr = cJSON_AddArrayToObject(match, "regex");
+    if (!arr)
+        *ok = false;
+    for (i = 0; i < m->n_regex; i++) {
+        cJSON *x = push_obj(ok, arr);
+
+        put_str(ok, x, "pattern", m->regex[i].pattern);
+        put_str(ok, x, "in", text_source_name(m->regex[i].in));
+        put_bool(ok, x, "case_sensitive", m->regex[i].case_sensitive);
+    }
+}
+
+static void route_to_json(bool *ok, const struct sy_policy *pol, const struct sy_route *r, cJSON *o)
+{
+    cJSON *targets, *fallback, *t;
+    size_t j;
+
+    put_str(ok, o, "name", r->name);
+    match_to_json(ok, &r->match, put_obj(ok, o, "match"));
+    put_str(ok, o, "strategy", sy_strategy_name(r->strategy));
+    targets = cJSON_AddArrayToObject(o, "targets");
+    if (!targets)
+        *ok = false;
+    for (j = 0; j < r->n_targets; j++) {
+        t = push_obj(ok, targets);
+        put_str(ok, t, "model", pol->models[r->targets[j].model].name);
+        put_num(ok, t, "weight", r->targets[j].weight);
+    }
+    fallback = cJSON_AddArrayToObject(o, "fallback");
+    if (!fallback)
+        *ok = false;
+    for (j = 0; j < r->n_fallback && fallback; j++)
+        if (!cJSON_AddItemToArray(fallback, cJSON_CreateString(pol->models[r->fallback[j]].name)))
+            *ok = false;
+    t = put_obj(ok, o, "timeouts"); /* only those set: unset ones have no value of their own */
+    if (r->attempt_timeout_ms)
+        put_num(ok, t, "attempt_ms", r->attempt_timeout_ms);
+    if (r->first_token_timeout_ms)
+        put_num(ok, t, "first_token_ms", r->first_token_timeout_ms);
+    if (r->total_timeout_ms)
+        put_num(ok, t, "total_ms", r->total_timeout_ms);
+    t = put_obj(ok, o, "retries");
+    put_num(ok, t, "max", r->retries_max);
+    put_num(ok, t, "backoff_ms", r->retry_backoff_ms);
+    put_num(ok, t, "max_backoff_ms", r->retry_max_backoff_ms);
+    put_num(ok, o, "hedge_after_ms", r->hedge_after_ms);
+}
+
 static void routes_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
 {
     cJSON *arr = cJSON_AddArrayToObject(root, "routes");
-    size_t i, j;
+    size_t i;
 
-    for (i = 0; i < pol->n_routes; i++) {
-        const struct sy_route *r = &pol->routes[i];
-        cJSON *o = push_obj(ok, arr), *match, *targets;
-
-        put_str(ok, o, "name", r->name);
-        match = put_obj(ok, o, "match");
-        put_str(ok, match, "model", r->match_model);
-        targets = cJSON_AddArrayToObject(o, "targets");
-        if (!targets)
-            *ok = false;
-        for (j = 0; j < r->n_targets; j++) {
-            cJSON *t = push_obj(ok, targets);
-
-            put_str(ok, t, "model", pol->models[r->targets[j].model].name);
-            put_num(ok, t, "weight", r->targets[j].weight);
-        }
-    }
+    for (i = 0; i < pol->n_routes; i++)
+        route_to_json(ok, pol, &pol->routes[i], push_obj(ok, arr));
     if (!arr)
         *ok = false;
+}
+
+static void resilience_to_json(bool *ok, const struct sy_resilience *r, cJSON *root)
+{
+    cJSON *o = put_obj(ok, root, "resilience"), *b;
+
+    b = put_obj(ok, o, "breaker");
+    put_num(ok, b, "failures", r->breaker_failures);
+    put_num(ok, b, "error_rate", r->breaker_error_rate);
+    put_num(ok, b, "min_requests", r->breaker_min_requests);
+    put_num(ok, b, "window_ms", r->breaker_window_ms);
+    put_num(ok, b, "open_ms", r->breaker_open_ms);
+    b = put_obj(ok, o, "retry_budget");
+    put_num(ok, b, "ratio", r->retry_budget_ratio);
+    put_num(ok, b, "min_per_second", r->retry_budget_min_per_s);
+    put_num(ok, o, "max_retry_after_ms", r->max_retry_after_ms);
 }
 
 /* Rewrites cJSON_Print's tab layout with two-space indents and ": " (friendlier in a diff
@@ -1257,6 +2130,9 @@ char *sy_policy_to_json(const struct sy_policy *pol)
     providers_to_json(&ok, pol, root);
     models_to_json(&ok, pol, root);
     routes_to_json(&ok, pol, root);
+    if (pol->default_route != SIZE_MAX)
+        put_str(&ok, root, "default_route", pol->routes[pol->default_route].name);
+    resilience_to_json(&ok, &pol->resilience, root);
     server = put_obj(&ok, root, "server");
     put_num(&ok, server, "max_body_bytes", (double)pol->server.max_body_bytes);
     put_num(&ok, server, "header_timeout_ms", pol->server.header_timeout_ms);

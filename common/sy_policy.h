@@ -12,6 +12,7 @@
 #ifndef SY_POLICY_H
 #define SY_POLICY_H
 
+#include <regex.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -45,6 +46,9 @@ struct sy_provider {
     size_t n_headers;
     uint32_t connect_timeout_ms; /* default 5000 */
     uint32_t timeout_ms;         /* whole attempt; default 120000 */
+    char *region;                /* e.g. "eu"; NULL = none (key "region") */
+    char **compliance;           /* e.g. {"hipaa","soc2"} (key "compliance", a list) */
+    size_t n_compliance;
 };
 
 struct sy_model {
@@ -61,12 +65,87 @@ struct sy_target {
     uint32_t weight;
 };
 
+/* Route strategies (key "strategy"; default weighted). docs/policy.md, routing. */
+enum sy_strategy {
+    SY_STRATEGY_WEIGHTED = 0,   /* random split by weight: A/B tests */
+    SY_STRATEGY_PRIORITY,       /* targets in the order written; the next when one is unhealthy */
+    SY_STRATEGY_LOWEST_COST,    /* price x estimated tokens, from the models' pricing */
+    SY_STRATEGY_LOWEST_LATENCY, /* EWMA latency (TTFT for streams), power of two choices */
+    SY_STRATEGY_LEAST_BUSY,     /* fewest requests in flight */
+    SY_STRATEGY_CACHE_AFFINITY, /* sticky by a hash of the system prompt / conversation prefix */
+};
+
+/* Which text a keyword or regex rule reads (key "in"): a bit set. */
+#define SY_TEXT_LAST_USER 1u /* "last_user" (default) */
+#define SY_TEXT_SYSTEM 2u    /* "system"; "any" = both */
+
+/* For boolean traits: unset, must be true, must be false. */
+enum sy_tristate {
+    SY_TRI_ANY = 0,
+    SY_TRI_YES,
+    SY_TRI_NO,
+};
+
+/* keywords: {any: [words...], in: last_user|system|any} - holds when any word occurs,
+ * case-insensitively, as a substring of the chosen text. Words are stored lowercased. */
+struct sy_keyword_rule {
+    char **words;
+    size_t n_words;
+    unsigned in;
+};
+
+/* regex: {pattern: "...", in: ..., case_sensitive: false} - POSIX extended; compiled once
+ * per policy (REG_EXTENDED|REG_NOSUB, REG_ICASE unless case_sensitive). */
+struct sy_regex_rule {
+    char *pattern;
+    regex_t re;
+    unsigned in;
+    bool case_sensitive;
+};
+
+/* routes[].match: every condition present must hold; absent ones hold trivially. */
+struct sy_match {
+    char *model; /* exact name, or a glob with * ? [..] (fnmatch); NULL = any model */
+    bool model_glob;
+    char **tags; /* all must be present (x-switchyard-tags header, metadata keys) */
+    size_t n_tags;
+    int64_t min_prompt_tokens, max_prompt_tokens; /* estimated; -1 = unset */
+    int64_t min_messages, max_messages;           /* -1 = unset */
+    enum sy_tristate has_tools, has_images, json_mode, stream;
+    struct sy_keyword_rule *keywords; /* all rules must hold (each: any of its words) */
+    size_t n_keywords;
+    struct sy_regex_rule *regex; /* all must match */
+    size_t n_regex;
+};
+
 struct sy_route {
     char *name;
-    char *match_model; /* the requested model name this route answers to */
+    char *match_model; /* == match.model when it is an exact name (not a glob), else NULL */
+    struct sy_match match;
+    enum sy_strategy strategy;
     struct sy_target *targets;
     size_t n_targets;
-    uint32_t total_weight; /* sum of target weights, > 0 */
+    uint32_t total_weight; /* sum of target weights (> 0 for weighted) */
+    size_t *fallback;      /* model indexes tried in order after the targets ("fallback") */
+    size_t n_fallback;
+    /* "timeouts": 0 = unset. attempt_ms defaults to the provider's timeout_ms. */
+    uint32_t attempt_timeout_ms, first_token_timeout_ms, total_timeout_ms;
+    /* "retries": {max, backoff_ms, max_backoff_ms}: retries of the same target on retryable
+     * failures (429, 5xx, connect errors, timeouts); default max 0, backoff 100, max 2000. */
+    uint32_t retries_max, retry_backoff_ms, retry_max_backoff_ms;
+    uint32_t hedge_after_ms; /* "hedge_after_ms": 0 = no hedging */
+};
+
+/* Top-level "resilience": breaker and retry budget, shared by all routes. */
+struct sy_resilience {
+    uint32_t breaker_failures;       /* consecutive failures that open; default 5 */
+    double breaker_error_rate;       /* error rate over the window that opens; default 0.5 */
+    uint32_t breaker_min_requests;   /* requests in the window before the rate counts; 20 */
+    uint32_t breaker_window_ms;      /* default 30000 */
+    uint32_t breaker_open_ms;        /* open before a half-open probe; default 5000 */
+    double retry_budget_ratio;       /* retries allowed per request; default 0.2 */
+    uint32_t retry_budget_min_per_s; /* retries always allowed per second; default 10 */
+    uint32_t max_retry_after_ms;     /* Retry-After honoured up to this; default 30000 */
 };
 
 /* Limits of the proxy's HTTP server (policy key "server"). */
@@ -95,7 +174,9 @@ struct sy_policy {
     size_t n_models;
     struct sy_route *routes;
     size_t n_routes;
+    size_t default_route; /* index into routes ("default_route: NAME"), SIZE_MAX = none */
     struct sy_server_limits server;
+    struct sy_resilience resilience;
 
     struct sy_name_index provider_index;
     struct sy_name_index model_index;
@@ -127,6 +208,13 @@ char *sy_policy_to_json(const struct sy_policy *pol);
 
 /* Returns the policy spelling of <kind> ("openai"), or "unknown". */
 const char *sy_provider_kind_name(enum sy_provider_kind kind);
+
+/* Returns the policy spelling of <s> ("lowest_cost"), or "unknown". */
+const char *sy_strategy_name(enum sy_strategy s);
+
+/* True when <m> has no condition at all, so it matches every request (the compiler refuses
+ * such a route as default_route: it would take every request before the default applies). */
+bool sy_match_is_empty(const struct sy_match *m);
 
 /* Takes one more reference. Any thread. Returns <pol>. */
 struct sy_policy *sy_policy_ref(struct sy_policy *pol);

@@ -1,4 +1,9 @@
-/* proto/sy_policy_pb.c - compiled policy <-> switchyard.v1.Policy. Stateless. */
+/* proto/sy_policy_pb.c - compiled policy <-> switchyard.v1.Policy. Stateless.
+ *
+ * Packing points the message's strings (and string lists) into the policy, which outlives
+ * the message; only the message structs and pointer arrays are allocated, and freed by
+ * free_pb(). Unpacking goes message -> the policy document as a cJSON tree -> the compiler,
+ * so a message is checked exactly like a policy file. */
 #include "sy_policy_pb.h"
 
 #include <stdlib.h>
@@ -8,8 +13,14 @@
 
 #include "sy_util.h"
 
-/* Message building: every string points into <pol>, which outlives the message; only the
- * arrays and sub-messages are allocated here and freed by free_pb(). */
+/* Per-route sub-messages, allocated as one array each. */
+struct pb_route_parts {
+    Switchyard__V1__RouteMatch match;
+    Switchyard__V1__Int64Value bounds[4]; /* min/max prompt tokens, min/max messages */
+    Switchyard__V1__Timeouts timeouts;
+    Switchyard__V1__Retries retries;
+};
+
 struct pb_build {
     Switchyard__V1__Policy msg;
     Switchyard__V1__Provider *providers;
@@ -21,10 +32,21 @@ struct pb_build {
     Switchyard__V1__Pricing *pricing;
     Switchyard__V1__Route *routes;
     Switchyard__V1__Route **route_ptrs;
-    Switchyard__V1__RouteMatch *matches;
+    struct pb_route_parts *parts;
     Switchyard__V1__Target *targets;
     Switchyard__V1__Target **target_ptrs;
+    char **fallback; /* model names, all routes' lists back to back */
+    Switchyard__V1__KeywordRule *keywords;
+    Switchyard__V1__KeywordRule **keyword_ptrs;
+    Switchyard__V1__RegexRule *regex;
+    Switchyard__V1__RegexRule **regex_ptrs;
     Switchyard__V1__ServerLimits server;
+    Switchyard__V1__Resilience resilience;
+    Switchyard__V1__Breaker breaker;
+    Switchyard__V1__RetryBudget retry_budget;
+    Switchyard__V1__DoubleValue budget_ratio;
+    Switchyard__V1__Int64Value budget_min_per_second;
+    Switchyard__V1__Int64Value max_retry_after_ms;
 };
 
 static void free_pb(struct pb_build *b)
@@ -38,9 +60,14 @@ static void free_pb(struct pb_build *b)
     free(b->pricing);
     free(b->routes);
     free(b->route_ptrs);
-    free(b->matches);
+    free(b->parts);
     free(b->targets);
     free(b->target_ptrs);
+    free(b->fallback);
+    free(b->keywords);
+    free(b->keyword_ptrs);
+    free(b->regex);
+    free(b->regex_ptrs);
 }
 
 static char *str(const char *s)
@@ -49,17 +76,31 @@ static char *str(const char *s)
     return (char *)(s ? s : "");
 }
 
-static void build_pb(const struct sy_policy *pol, struct pb_build *b)
+static Switchyard__V1__Tri tri(enum sy_tristate t)
 {
-    size_t n_headers = 0, n_targets = 0, h = 0, t = 0;
+    if (t == SY_TRI_YES)
+        return SWITCHYARD__V1__TRI__TRI_YES;
+    if (t == SY_TRI_NO)
+        return SWITCHYARD__V1__TRI__TRI_NO;
+    return SWITCHYARD__V1__TRI__TRI_ANY;
+}
 
-    memset(b, 0, sizeof(*b));
-    switchyard__v1__policy__init(&b->msg);
+/* Points *out at <w> holding <v>, or leaves it NULL (absent) when <v> is -1 (unset). */
+static void bound(Switchyard__V1__Int64Value **out, Switchyard__V1__Int64Value *w, int64_t v)
+{
+    switchyard__v1__int64_value__init(w);
+    if (v < 0)
+        return;
+    w->value = v;
+    *out = w;
+}
+
+static void build_providers(const struct sy_policy *pol, struct pb_build *b)
+{
+    size_t n_headers = 0, h = 0;
+
     for (size_t i = 0; i < pol->n_providers; i++)
         n_headers += pol->providers[i].n_headers;
-    for (size_t i = 0; i < pol->n_routes; i++)
-        n_targets += pol->routes[i].n_targets;
-
     b->providers = sy_xcalloc(pol->n_providers + 1, sizeof(*b->providers));
     b->provider_ptrs = sy_xcalloc(pol->n_providers + 1, sizeof(*b->provider_ptrs));
     b->headers = sy_xcalloc(n_headers + 1, sizeof(*b->headers));
@@ -83,11 +124,17 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
             b->headers[h].value = str(p->headers[k].value);
             b->header_ptrs[h] = &b->headers[h];
         }
+        m->region = str(p->region);
+        m->n_compliance = p->n_compliance;
+        m->compliance = p->compliance;
         b->provider_ptrs[i] = m;
     }
     b->msg.n_providers = pol->n_providers;
     b->msg.providers = b->provider_ptrs;
+}
 
+static void build_models(const struct sy_policy *pol, struct pb_build *b)
+{
     b->models = sy_xcalloc(pol->n_models + 1, sizeof(*b->models));
     b->model_ptrs = sy_xcalloc(pol->n_models + 1, sizeof(*b->model_ptrs));
     b->pricing = sy_xcalloc(pol->n_models + 1, sizeof(*b->pricing));
@@ -107,20 +154,79 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
     }
     b->msg.n_models = pol->n_models;
     b->msg.models = b->model_ptrs;
+}
 
+/* Fills <pm> from <src>; the rule messages go to the next free slots of <b>'s rule arrays,
+ * *kw and *rx, which advance. */
+static void build_match(const struct sy_match *src, struct pb_route_parts *pr, struct pb_build *b,
+                        size_t *kw, size_t *rx)
+{
+    Switchyard__V1__RouteMatch *pm = &pr->match;
+
+    switchyard__v1__route_match__init(pm);
+    pm->model = str(src->model);
+    pm->n_tags = src->n_tags;
+    pm->tags = src->tags;
+    bound(&pm->min_prompt_tokens, &pr->bounds[0], src->min_prompt_tokens);
+    bound(&pm->max_prompt_tokens, &pr->bounds[1], src->max_prompt_tokens);
+    bound(&pm->min_messages, &pr->bounds[2], src->min_messages);
+    bound(&pm->max_messages, &pr->bounds[3], src->max_messages);
+    pm->has_tools = tri(src->has_tools);
+    pm->has_images = tri(src->has_images);
+    pm->json_mode = tri(src->json_mode);
+    pm->stream = tri(src->stream);
+    pm->n_keywords = src->n_keywords;
+    pm->keywords = &b->keyword_ptrs[*kw];
+    for (size_t k = 0; k < src->n_keywords; k++, (*kw)++) {
+        Switchyard__V1__KeywordRule *m = &b->keywords[*kw];
+        switchyard__v1__keyword_rule__init(m);
+        m->n_any = src->keywords[k].n_words;
+        m->any = src->keywords[k].words;
+        m->in = src->keywords[k].in;
+        b->keyword_ptrs[*kw] = m;
+    }
+    pm->n_regex = src->n_regex;
+    pm->regex = &b->regex_ptrs[*rx];
+    for (size_t k = 0; k < src->n_regex; k++, (*rx)++) {
+        Switchyard__V1__RegexRule *m = &b->regex[*rx];
+        switchyard__v1__regex_rule__init(m);
+        m->pattern = str(src->regex[k].pattern);
+        m->in = src->regex[k].in;
+        m->case_sensitive = src->regex[k].case_sensitive;
+        b->regex_ptrs[*rx] = m;
+    }
+}
+
+static void build_routes(const struct sy_policy *pol, struct pb_build *b)
+{
+    size_t n_targets = 0, n_fallback = 0, n_keywords = 0, n_regex = 0;
+    size_t t = 0, f = 0, kw = 0, rx = 0;
+
+    for (size_t i = 0; i < pol->n_routes; i++) {
+        n_targets += pol->routes[i].n_targets;
+        n_fallback += pol->routes[i].n_fallback;
+        n_keywords += pol->routes[i].match.n_keywords;
+        n_regex += pol->routes[i].match.n_regex;
+    }
     b->routes = sy_xcalloc(pol->n_routes + 1, sizeof(*b->routes));
     b->route_ptrs = sy_xcalloc(pol->n_routes + 1, sizeof(*b->route_ptrs));
-    b->matches = sy_xcalloc(pol->n_routes + 1, sizeof(*b->matches));
+    b->parts = sy_xcalloc(pol->n_routes + 1, sizeof(*b->parts));
     b->targets = sy_xcalloc(n_targets + 1, sizeof(*b->targets));
     b->target_ptrs = sy_xcalloc(n_targets + 1, sizeof(*b->target_ptrs));
+    b->fallback = sy_xcalloc(n_fallback + 1, sizeof(*b->fallback));
+    b->keywords = sy_xcalloc(n_keywords + 1, sizeof(*b->keywords));
+    b->keyword_ptrs = sy_xcalloc(n_keywords + 1, sizeof(*b->keyword_ptrs));
+    b->regex = sy_xcalloc(n_regex + 1, sizeof(*b->regex));
+    b->regex_ptrs = sy_xcalloc(n_regex + 1, sizeof(*b->regex_ptrs));
     for (size_t i = 0; i < pol->n_routes; i++) {
         const struct sy_route *src = &pol->routes[i];
+        struct pb_route_parts *pr = &b->parts[i];
         Switchyard__V1__Route *r = &b->routes[i];
         switchyard__v1__route__init(r);
-        switchyard__v1__route_match__init(&b->matches[i]);
         r->name = str(src->name);
-        b->matches[i].model = str(src->match_model);
-        r->match = &b->matches[i];
+        build_match(&src->match, pr, b, &kw, &rx);
+        r->match = &pr->match;
+        r->strategy = str(sy_strategy_name(src->strategy));
         r->n_targets = src->n_targets;
         r->targets = &b->target_ptrs[t];
         for (size_t k = 0; k < src->n_targets; k++, t++) {
@@ -129,10 +235,61 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
             b->targets[t].weight = src->targets[k].weight;
             b->target_ptrs[t] = &b->targets[t];
         }
+        r->n_fallback = src->n_fallback;
+        r->fallback = &b->fallback[f];
+        for (size_t k = 0; k < src->n_fallback; k++, f++)
+            b->fallback[f] = str(pol->models[src->fallback[k]].name);
+        switchyard__v1__timeouts__init(&pr->timeouts);
+        pr->timeouts.attempt_ms = src->attempt_timeout_ms;
+        pr->timeouts.first_token_ms = src->first_token_timeout_ms;
+        pr->timeouts.total_ms = src->total_timeout_ms;
+        r->timeouts = &pr->timeouts;
+        switchyard__v1__retries__init(&pr->retries);
+        pr->retries.max = src->retries_max;
+        pr->retries.backoff_ms = src->retry_backoff_ms;
+        pr->retries.max_backoff_ms = src->retry_max_backoff_ms;
+        r->retries = &pr->retries;
+        r->hedge_after_ms = src->hedge_after_ms;
         b->route_ptrs[i] = r;
     }
     b->msg.n_routes = pol->n_routes;
     b->msg.routes = b->route_ptrs;
+    if (pol->default_route != SIZE_MAX)
+        b->msg.default_route = str(pol->routes[pol->default_route].name);
+}
+
+static void build_resilience(const struct sy_resilience *src, struct pb_build *b)
+{
+    switchyard__v1__resilience__init(&b->resilience);
+    switchyard__v1__breaker__init(&b->breaker);
+    switchyard__v1__retry_budget__init(&b->retry_budget);
+    switchyard__v1__double_value__init(&b->budget_ratio);
+    switchyard__v1__int64_value__init(&b->budget_min_per_second);
+    switchyard__v1__int64_value__init(&b->max_retry_after_ms);
+    b->breaker.failures = src->breaker_failures;
+    b->breaker.error_rate = src->breaker_error_rate;
+    b->breaker.min_requests = src->breaker_min_requests;
+    b->breaker.window_ms = src->breaker_window_ms;
+    b->breaker.open_ms = src->breaker_open_ms;
+    b->budget_ratio.value = src->retry_budget_ratio;
+    b->budget_min_per_second.value = src->retry_budget_min_per_s;
+    b->retry_budget.ratio = &b->budget_ratio;
+    b->retry_budget.min_per_second = &b->budget_min_per_second;
+    b->max_retry_after_ms.value = src->max_retry_after_ms;
+    b->resilience.breaker = &b->breaker;
+    b->resilience.retry_budget = &b->retry_budget;
+    b->resilience.max_retry_after_ms = &b->max_retry_after_ms;
+    b->msg.resilience = &b->resilience;
+}
+
+static void build_pb(const struct sy_policy *pol, struct pb_build *b)
+{
+    memset(b, 0, sizeof(*b));
+    switchyard__v1__policy__init(&b->msg);
+    build_providers(pol, b);
+    build_models(pol, b);
+    build_routes(pol, b);
+    build_resilience(&pol->resilience, b);
 
     switchyard__v1__server_limits__init(&b->server);
     b->server.max_body_bytes = pol->server.max_body_bytes;
@@ -169,6 +326,135 @@ static void add_num(cJSON *obj, const char *key, double v)
         cJSON_AddNumberToObject(obj, key, v);
 }
 
+/* An empty list is proto3's "absent" too, and every list key defaults to empty. */
+static void add_str_list(cJSON *obj, const char *key, char *const *v, size_t n)
+{
+    cJSON *arr;
+
+    if (n == 0)
+        return;
+    arr = cJSON_AddArrayToObject(obj, key);
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, cJSON_CreateString(v[i]));
+}
+
+static void add_int64(cJSON *obj, const char *key, const Switchyard__V1__Int64Value *w)
+{
+    if (w)
+        cJSON_AddNumberToObject(obj, key, (double)w->value);
+}
+
+static void add_tri(cJSON *obj, const char *key, Switchyard__V1__Tri t)
+{
+    /* Values this build does not know are passed on as numbers for the compiler to refuse. */
+    if (t == SWITCHYARD__V1__TRI__TRI_YES || t == SWITCHYARD__V1__TRI__TRI_NO)
+        cJSON_AddBoolToObject(obj, key, t == SWITCHYARD__V1__TRI__TRI_YES);
+    else if (t != SWITCHYARD__V1__TRI__TRI_ANY)
+        cJSON_AddNumberToObject(obj, key, t);
+}
+
+/* A rule's "in" bits as the policy spells them; unknown bits go on as a number, which the
+ * compiler refuses. */
+static void add_text_source(cJSON *obj, uint32_t in)
+{
+    static const char *const names[] = {NULL, "last_user", "system", "any"};
+
+    if (in < 4 && names[in])
+        cJSON_AddStringToObject(obj, "in", names[in]);
+    else if (in >= 4)
+        cJSON_AddNumberToObject(obj, "in", in);
+}
+
+static void match_to_json(const Switchyard__V1__RouteMatch *m, cJSON *o)
+{
+    cJSON *arr;
+
+    add_str(o, "model", m->model);
+    add_str_list(o, "tags", m->tags, m->n_tags);
+    add_int64(o, "min_prompt_tokens", m->min_prompt_tokens);
+    add_int64(o, "max_prompt_tokens", m->max_prompt_tokens);
+    add_int64(o, "min_messages", m->min_messages);
+    add_int64(o, "max_messages", m->max_messages);
+    add_tri(o, "has_tools", m->has_tools);
+    add_tri(o, "has_images", m->has_images);
+    add_tri(o, "json_mode", m->json_mode);
+    add_tri(o, "stream", m->stream);
+    if (m->n_keywords) {
+        arr = cJSON_AddArrayToObject(o, "keywords");
+        for (size_t i = 0; i < m->n_keywords; i++) {
+            cJSON *k = cJSON_CreateObject(), *any;
+            cJSON_AddItemToArray(arr, k);
+            any = cJSON_AddArrayToObject(k, "any"); /* kept when empty: the compiler says so */
+            for (size_t j = 0; j < m->keywords[i]->n_any; j++)
+                cJSON_AddItemToArray(any, cJSON_CreateString(m->keywords[i]->any[j]));
+            add_text_source(k, m->keywords[i]->in);
+        }
+    }
+    if (m->n_regex) {
+        arr = cJSON_AddArrayToObject(o, "regex");
+        for (size_t i = 0; i < m->n_regex; i++) {
+            cJSON *x = cJSON_CreateObject();
+            cJSON_AddItemToArray(arr, x);
+            add_str(x, "pattern", m->regex[i]->pattern);
+            add_text_source(x, m->regex[i]->in);
+            cJSON_AddBoolToObject(x, "case_sensitive", m->regex[i]->case_sensitive);
+        }
+    }
+}
+
+static cJSON *route_to_json(const Switchyard__V1__Route *r)
+{
+    cJSON *o = cJSON_CreateObject(), *sub;
+
+    add_str(o, "name", r->name);
+    if (r->match)
+        match_to_json(r->match, cJSON_AddObjectToObject(o, "match"));
+    add_str(o, "strategy", r->strategy);
+    sub = cJSON_AddArrayToObject(o, "targets");
+    for (size_t k = 0; k < r->n_targets; k++) {
+        cJSON *t = cJSON_CreateObject();
+        add_str(t, "model", r->targets[k]->model);
+        cJSON_AddNumberToObject(t, "weight", r->targets[k]->weight);
+        cJSON_AddItemToArray(sub, t);
+    }
+    add_str_list(o, "fallback", r->fallback, r->n_fallback);
+    if (r->timeouts) {
+        sub = cJSON_AddObjectToObject(o, "timeouts");
+        add_num(sub, "attempt_ms", r->timeouts->attempt_ms);
+        add_num(sub, "first_token_ms", r->timeouts->first_token_ms);
+        add_num(sub, "total_ms", r->timeouts->total_ms);
+    }
+    if (r->retries) {
+        sub = cJSON_AddObjectToObject(o, "retries");
+        add_num(sub, "max", r->retries->max);
+        add_num(sub, "backoff_ms", r->retries->backoff_ms);
+        add_num(sub, "max_backoff_ms", r->retries->max_backoff_ms);
+    }
+    add_num(o, "hedge_after_ms", r->hedge_after_ms);
+    return o;
+}
+
+static void resilience_to_json(const Switchyard__V1__Resilience *r, cJSON *root)
+{
+    cJSON *o = cJSON_AddObjectToObject(root, "resilience"), *sub;
+
+    if (r->breaker) {
+        sub = cJSON_AddObjectToObject(o, "breaker");
+        add_num(sub, "failures", r->breaker->failures);
+        add_num(sub, "error_rate", r->breaker->error_rate);
+        add_num(sub, "min_requests", r->breaker->min_requests);
+        add_num(sub, "window_ms", r->breaker->window_ms);
+        add_num(sub, "open_ms", r->breaker->open_ms);
+    }
+    if (r->retry_budget) {
+        sub = cJSON_AddObjectToObject(o, "retry_budget");
+        if (r->retry_budget->ratio)
+            cJSON_AddNumberToObject(sub, "ratio", r->retry_budget->ratio->value);
+        add_int64(sub, "min_per_second", r->retry_budget->min_per_second);
+    }
+    add_int64(o, "max_retry_after_ms", r->max_retry_after_ms);
+}
+
 /* The message as the policy document it was compiled from (canonical form). */
 static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
 {
@@ -190,6 +476,8 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
         }
         add_num(o, "connect_timeout_ms", p->connect_timeout_ms);
         add_num(o, "timeout_ms", p->timeout_ms);
+        add_str(o, "region", p->region);
+        add_str_list(o, "compliance", p->compliance, p->n_compliance);
         cJSON_AddItemToArray(arr, o);
     }
     arr = cJSON_AddArrayToObject(root, "models");
@@ -209,23 +497,12 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
     }
     if (msg->n_routes) {
         arr = cJSON_AddArrayToObject(root, "routes");
-        for (size_t i = 0; i < msg->n_routes; i++) {
-            const Switchyard__V1__Route *r = msg->routes[i];
-            cJSON *o = cJSON_CreateObject();
-            add_str(o, "name", r->name);
-            cJSON *match = cJSON_AddObjectToObject(o, "match");
-            if (r->match)
-                add_str(match, "model", r->match->model);
-            cJSON *ts = cJSON_AddArrayToObject(o, "targets");
-            for (size_t k = 0; k < r->n_targets; k++) {
-                cJSON *t = cJSON_CreateObject();
-                add_str(t, "model", r->targets[k]->model);
-                cJSON_AddNumberToObject(t, "weight", r->targets[k]->weight);
-                cJSON_AddItemToArray(ts, t);
-            }
-            cJSON_AddItemToArray(arr, o);
-        }
+        for (size_t i = 0; i < msg->n_routes; i++)
+            cJSON_AddItemToArray(arr, route_to_json(msg->routes[i]));
     }
+    add_str(root, "default_route", msg->default_route);
+    if (msg->resilience)
+        resilience_to_json(msg->resilience, root);
     if (msg->server) {
         cJSON *s = cJSON_AddObjectToObject(root, "server");
         add_num(s, "max_body_bytes", (double)msg->server->max_body_bytes);

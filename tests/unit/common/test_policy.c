@@ -246,7 +246,8 @@ static void test_top_level_errors(void **state)
     expect_err(BASE "routes: 5\n", "routes: expected a list, got a number");
     expect_err(BASE "server: [1]\n", "server: expected a mapping, got a list");
     expect_err(BASE "provders: []\n", "policy: unknown key \"provders\" (expected one of: "
-                                      "providers, models, routes, server)");
+                                      "providers, models, routes, default_route, resilience, "
+                                      "server)");
 }
 
 static void test_unknown_keys_everywhere(void **state)
@@ -254,13 +255,16 @@ static void test_unknown_keys_everywhere(void **state)
     (void)state;
     expect_err("providers:\n  - {name: p, base_url: \"http://h\", timout_ms: 5}\n" BASE_MODELS,
                "providers[0]: unknown key \"timout_ms\" (expected one of: name, kind, base_url, "
-               "api_key_env, api_version, headers, connect_timeout_ms, timeout_ms)");
+               "api_key_env, api_version, headers, connect_timeout_ms, timeout_ms, region, "
+               "compliance)");
     expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, pricing: {input: 1}}]\n",
                "models[0].pricing: unknown key \"input\"");
     expect_err(BASE_PROVIDERS "models: [{name: m, provider: p, upstream: x}]\n",
                "models[0]: unknown key \"upstream\"");
     expect_err(BASE "routes: [{name: r, match: {model: a, tenant: t}, targets: [{model: m}]}]\n",
-               "routes[0].match: unknown key \"tenant\" (expected one of: model)");
+               "routes[0].match: unknown key \"tenant\" (expected one of: model, tags, "
+               "min_prompt_tokens, max_prompt_tokens, min_messages, max_messages, has_tools, "
+               "has_images, json_mode, stream, keywords, regex)");
     expect_err(BASE "routes: [{name: r, match: {model: a}, targets: [{model: m, wieght: 2}]}]\n",
                "routes[0].targets[0]: unknown key \"wieght\"");
     expect_err(BASE "routes: [{name: r, match: {model: a}, target: [{model: m}]}]\n",
@@ -361,9 +365,9 @@ static void test_route_errors(void **state)
                "routes[0].targets[1].model: unknown model \"gpt5\"");
     expect_err(BASE "routes: [{match: {model: a}, targets: [{model: m}]}]\n",
                "routes[0].name: is required");
-    expect_err(BASE "routes: [{name: r, targets: [{model: m}]}]\n", "routes[0].match: is required");
-    expect_err(BASE "routes: [{name: r, match: {}, targets: [{model: m}]}]\n",
-               "routes[0].match.model: is required");
+    /* match and match.model are optional (test_routing_defaults) but typed */
+    expect_err(BASE "routes: [{name: r, match: auto, targets: [{model: m}]}]\n",
+               "routes[0].match: expected a mapping, got a string");
     expect_err(BASE "routes: [{name: r, match: {model: [a]}, targets: [{model: m}]}]\n",
                "routes[0].match.model: expected a string, got a list");
     expect_err(BASE "routes: [{name: r, match: {model: a}}]\n",
@@ -647,6 +651,542 @@ static void test_flow_yaml_document(void **state)
     sy_policy_unref(pol);
 }
 
+/* Prints <pol> canonically, compiles that and prints the result: the two prints
+ * must be equal (compile(to_json(p)) == p). Returns the first print (caller frees). */
+static char *assert_round_trip(const struct sy_policy *pol)
+{
+    char *first = sy_policy_to_json(pol), *second;
+    struct sy_policy *again;
+
+    assert_non_null(first);
+    again = compile_ok(first);
+    second = sy_policy_to_json(again);
+    assert_string_equal(first, second);
+    free(second);
+    sy_policy_unref(again);
+    return first;
+}
+
+static bool re_matches(const struct sy_regex_rule *r, const char *text)
+{
+    return regexec(&r->re, text, 0, NULL, 0) == 0;
+}
+
+static void test_routing_policy(void **state)
+{
+    char *err = NULL, *json;
+    struct sy_policy *pol = sy_policy_load_file("policy_routing.yaml", &err);
+    const struct sy_provider *p;
+    const struct sy_route *r;
+    const struct sy_match *m;
+    const struct sy_resilience *res;
+
+    (void)state;
+    if (!pol)
+        fail_msg("%s", err);
+
+    p = sy_policy_find_provider(pol, "openai");
+    assert_null(p->region);
+    assert_int_equal(p->n_compliance, 1);
+    assert_string_equal(p->compliance[0], "soc2");
+    p = sy_policy_find_provider(pol, "azure-eu");
+    assert_string_equal(p->region, "eu");
+    assert_int_equal(p->n_compliance, 3);
+    assert_string_equal(p->compliance[0], "hipaa");
+    assert_string_equal(p->compliance[2], "gdpr");
+    assert_string_equal(sy_policy_find_provider(pol, "anthropic")->region, "us-east-1");
+
+    assert_int_equal(pol->n_routes, 3);
+    r = &pol->routes[0];
+    m = &r->match;
+    assert_string_equal(r->name, "code");
+    assert_string_equal(m->model, "auto*");
+    assert_true(m->model_glob);
+    assert_null(r->match_model); /* a glob is not indexed */
+    assert_null(sy_policy_find_route(pol, "auto*"));
+    assert_int_equal(m->n_tags, 2);
+    assert_string_equal(m->tags[0], "code");
+    assert_string_equal(m->tags[1], "team-a");
+    assert_int_equal(m->min_prompt_tokens, 100);
+    assert_int_equal(m->max_prompt_tokens, 8000);
+    assert_int_equal(m->min_messages, 1);
+    assert_int_equal(m->max_messages, 50);
+    assert_int_equal(m->has_tools, SY_TRI_YES);
+    assert_int_equal(m->has_images, SY_TRI_NO);
+    assert_int_equal(m->json_mode, SY_TRI_NO);
+    assert_int_equal(m->stream, SY_TRI_YES);
+    assert_int_equal(m->n_keywords, 1);
+    assert_int_equal(m->keywords[0].n_words, 2);
+    assert_string_equal(m->keywords[0].words[0], "refactor"); /* stored lowercased */
+    assert_string_equal(m->keywords[0].words[1], "stack trace");
+    assert_int_equal(m->keywords[0].in, SY_TEXT_LAST_USER);
+    assert_int_equal(m->n_regex, 1);
+    assert_string_equal(m->regex[0].pattern, "^fix( the)? bug");
+    assert_int_equal(m->regex[0].in, SY_TEXT_LAST_USER | SY_TEXT_SYSTEM);
+    assert_false(m->regex[0].case_sensitive);
+    assert_true(re_matches(&m->regex[0], "Fix the BUG in main.c"));
+    assert_true(re_matches(&m->regex[0], "fix bug"));
+    assert_false(re_matches(&m->regex[0], "please fix bug"));
+    assert_false(sy_match_is_empty(m));
+    assert_int_equal(r->strategy, SY_STRATEGY_PRIORITY);
+    assert_string_equal(sy_strategy_name(r->strategy), "priority");
+    assert_int_equal(r->n_targets, 2);
+    assert_int_equal(r->total_weight, 100);
+    assert_int_equal(r->n_fallback, 1);
+    assert_string_equal(pol->models[r->fallback[0]].name, "small");
+    assert_int_equal(r->attempt_timeout_ms, 20000);
+    assert_int_equal(r->first_token_timeout_ms, 5000);
+    assert_int_equal(r->total_timeout_ms, 60000);
+    assert_int_equal(r->retries_max, 2);
+    assert_int_equal(r->retry_backoff_ms, 100);
+    assert_int_equal(r->retry_max_backoff_ms, 2000);
+    assert_int_equal(r->hedge_after_ms, 800);
+
+    r = &pol->routes[1];
+    m = &r->match;
+    assert_false(m->model_glob);
+    assert_string_equal(r->match_model, "cheap"); /* exact: indexed as before */
+    assert_ptr_equal(sy_policy_find_route(pol, "cheap"), r);
+    assert_int_equal(m->min_prompt_tokens, -1);
+    assert_int_equal(m->max_prompt_tokens, 500);
+    assert_int_equal(m->n_keywords, 2);
+    assert_int_equal(m->keywords[0].in, SY_TEXT_SYSTEM);
+    assert_int_equal(m->keywords[1].in, SY_TEXT_LAST_USER);
+    assert_int_equal(m->keywords[1].n_words, 2);
+    assert_int_equal(m->n_regex, 2);
+    assert_true(m->regex[0].case_sensitive);
+    assert_true(re_matches(&m->regex[0], "abc"));
+    assert_false(re_matches(&m->regex[0], "ABC"));
+    assert_int_equal(m->regex[1].in, SY_TEXT_SYSTEM);
+    assert_int_equal(r->strategy, SY_STRATEGY_LOWEST_COST);
+
+    r = &pol->routes[2];
+    assert_ptr_equal(sy_policy_find_route(pol, "other"), r);
+    assert_int_equal(r->strategy, SY_STRATEGY_CACHE_AFFINITY);
+    assert_int_equal(r->total_weight, 0); /* zero weights are fine outside weighted */
+    assert_int_equal(pol->default_route, 2);
+
+    res = &pol->resilience;
+    assert_int_equal(res->breaker_failures, 3);
+    assert_true(res->breaker_error_rate == 0.25);
+    assert_int_equal(res->breaker_min_requests, 10);
+    assert_int_equal(res->breaker_window_ms, 10000);
+    assert_int_equal(res->breaker_open_ms, 2000);
+    assert_true(res->retry_budget_ratio == 0.1);
+    assert_int_equal(res->retry_budget_min_per_s, 5);
+    assert_int_equal(res->max_retry_after_ms, 0);
+
+    json = assert_round_trip(pol);
+    assert_has(json, "\"region\": \"eu\",\n      \"compliance\": [\"hipaa\", \"soc2\", \"gdpr\"]");
+    assert_has(json,
+               "\"any\": [\"refactor\", \"stack trace\"],\n            \"in\": \"last_user\"");
+    assert_has(json, "\"strategy\": \"priority\"");
+    assert_has(json, "\"fallback\": [\"small\"]");
+    assert_has(json, "\"hedge_after_ms\": 800");
+    assert_has(json, "\"default_route\": \"other\"");
+    assert_has(json, "\"error_rate\": 0.25");
+    assert_has(json, "\"max_retry_after_ms\": 0");
+    free(json);
+    sy_policy_unref(pol);
+}
+
+static void test_routing_defaults(void **state)
+{
+    struct sy_policy *pol = compile_ok(BASE "routes: [{name: r, targets: [{model: m}]}]\n");
+    const struct sy_route *r = &pol->routes[0];
+    const struct sy_resilience *res = &pol->resilience;
+    char *json;
+
+    (void)state;
+    assert_null(pol->providers[0].region);
+    assert_int_equal(pol->providers[0].n_compliance, 0);
+    assert_true(sy_match_is_empty(&r->match)); /* no match: every request */
+    assert_null(r->match.model);
+    assert_null(r->match_model);
+    assert_false(r->match.model_glob);
+    assert_int_equal(r->match.min_prompt_tokens, -1);
+    assert_int_equal(r->match.max_prompt_tokens, -1);
+    assert_int_equal(r->match.min_messages, -1);
+    assert_int_equal(r->match.max_messages, -1);
+    assert_int_equal(r->match.has_tools, SY_TRI_ANY);
+    assert_int_equal(r->match.stream, SY_TRI_ANY);
+    assert_int_equal(r->strategy, SY_STRATEGY_WEIGHTED);
+    assert_int_equal(r->n_fallback, 0);
+    assert_int_equal(r->attempt_timeout_ms, 0);
+    assert_int_equal(r->first_token_timeout_ms, 0);
+    assert_int_equal(r->total_timeout_ms, 0);
+    assert_int_equal(r->retries_max, 0);
+    assert_int_equal(r->retry_backoff_ms, 100);
+    assert_int_equal(r->retry_max_backoff_ms, 2000);
+    assert_int_equal(r->hedge_after_ms, 0);
+    assert_int_equal(pol->default_route, SIZE_MAX);
+    assert_null(sy_policy_find_route(pol, "m"));
+    assert_int_equal(res->breaker_failures, 5);
+    assert_true(res->breaker_error_rate == 0.5);
+    assert_int_equal(res->breaker_min_requests, 20);
+    assert_int_equal(res->breaker_window_ms, 30000);
+    assert_int_equal(res->breaker_open_ms, 5000);
+    assert_true(res->retry_budget_ratio == 0.2);
+    assert_int_equal(res->retry_budget_min_per_s, 10);
+    assert_int_equal(res->max_retry_after_ms, 30000);
+
+    json = assert_round_trip(pol);
+    assert_has(json, "\"match\": {\n        \"tags\": [],\n        \"keywords\": [],\n        "
+                     "\"regex\": []\n      },\n      \"strategy\": \"weighted\"");
+    assert_has(json, "\"fallback\": [],\n      \"timeouts\": {\n      },\n      \"retries\": {\n"
+                     "        \"max\": 0,\n        \"backoff_ms\": 100,\n        "
+                     "\"max_backoff_ms\": 2000\n      },\n      \"hedge_after_ms\": 0");
+    assert_null(strstr(json, "default_route"));
+    free(json);
+    sy_policy_unref(pol);
+
+    /* without resilience and default_route the old canonical keys keep their meaning */
+    pol = compile_ok(BASE);
+    json = assert_round_trip(pol);
+    assert_has(json,
+               "\"resilience\": {\n    \"breaker\": {\n      \"failures\": 5,\n"
+               "      \"error_rate\": 0.5,\n      \"min_requests\": 20,\n"
+               "      \"window_ms\": 30000,\n      \"open_ms\": 5000\n    },\n"
+               "    \"retry_budget\": {\n      \"ratio\": 0.2,\n      \"min_per_second\": 10\n"
+               "    },\n    \"max_retry_after_ms\": 30000\n  }");
+    free(json);
+    sy_policy_unref(pol);
+}
+
+static void test_routing_defaults_spelled_out_are_canonical(void **state)
+{
+    struct sy_policy *a = compile_ok(BASE "routes: [{name: r, targets: [{model: m}]}]\n");
+    struct sy_policy *b =
+        compile_ok(BASE "routes:\n"
+                        "  - name: r\n"
+                        "    match: {tags: [], keywords: [], regex: []}\n"
+                        "    strategy: weighted\n"
+                        "    targets: [{model: m, weight: 1}]\n"
+                        "    fallback: []\n"
+                        "    timeouts: {}\n"
+                        "    retries: {max: 0, backoff_ms: 100, max_backoff_ms: 2000}\n"
+                        "    hedge_after_ms: 0\n"
+                        "resilience:\n"
+                        "  breaker: {failures: 5, error_rate: 0.5, min_requests: 20,\n"
+                        "            window_ms: 30000, open_ms: 5000}\n"
+                        "  retry_budget: {ratio: 0.2, min_per_second: 10}\n"
+                        "  max_retry_after_ms: 30000\n");
+    /* one rule written as a mapping is the same as a list of that rule; "in" defaults */
+    struct sy_policy *c = compile_ok(BASE "routes: [{name: r, match: {keywords: {any: [A]}, "
+                                          "regex: {pattern: x}}, targets: [{model: m}]}]\n");
+    struct sy_policy *d = compile_ok(BASE "routes: [{name: r, match: {keywords: [{any: [a], in: "
+                                          "last_user}], regex: [{pattern: x, in: last_user, "
+                                          "case_sensitive: false}]}, targets: [{model: m}]}]\n");
+    char *ja = sy_policy_to_json(a), *jb = sy_policy_to_json(b);
+    char *jc = sy_policy_to_json(c), *jd = sy_policy_to_json(d);
+
+    (void)state;
+    assert_string_equal(ja, jb);
+    assert_string_equal(jc, jd);
+    free(ja);
+    free(jb);
+    free(jc);
+    free(jd);
+    sy_policy_unref(a);
+    sy_policy_unref(b);
+    sy_policy_unref(c);
+    sy_policy_unref(d);
+}
+
+static void test_match_model_globs_and_exact(void **state)
+{
+    struct sy_policy *pol =
+        compile_ok(BASE "routes:\n"
+                        "  - {name: a, match: {model: \"gpt-*\"}, targets: [{model: m}]}\n"
+                        "  - {name: b, match: {model: \"gpt-?o\"}, targets: [{model: m}]}\n"
+                        "  - {name: c, match: {model: \"gpt-[45]*\"}, targets: [{model: m}]}\n"
+                        "  - {name: d, match: {model: gpt-4o}, targets: [{model: m}]}\n"
+                        "  - {name: e, match: {model: m}, targets: [{model: m}]}\n"
+                        "  - {name: f, match: {tags: [x]}, targets: [{model: m}]}\n");
+
+    (void)state;
+    assert_true(pol->routes[0].match.model_glob);
+    assert_true(pol->routes[1].match.model_glob);
+    assert_true(pol->routes[2].match.model_glob);
+    assert_false(pol->routes[3].match.model_glob);
+    assert_ptr_equal(sy_policy_find_route(pol, "gpt-4o"), &pol->routes[3]);
+    assert_ptr_equal(sy_policy_find_route(pol, "m"), &pol->routes[4]);
+    assert_null(sy_policy_find_route(pol, "gpt-*"));
+    assert_null(pol->routes[5].match.model);
+    sy_policy_unref(pol);
+}
+
+static void test_retry_backoff_raises_default_cap(void **state)
+{
+    struct sy_policy *pol = compile_ok(BASE "routes: [{name: r, targets: [{model: m}], "
+                                            "retries: {max: 10, backoff_ms: 5000}}]\n");
+
+    (void)state;
+    assert_int_equal(pol->routes[0].retries_max, 10);
+    assert_int_equal(pol->routes[0].retry_backoff_ms, 5000);
+    assert_int_equal(pol->routes[0].retry_max_backoff_ms, 5000);
+    sy_policy_unref(pol);
+}
+
+/* A route named r with <extra> appended inside its flow mapping. */
+#define ROUTE(extra) BASE "routes: [{name: r, targets: [{model: m}]" extra "}]\n"
+#define MATCH(m) ROUTE(", match: {" m "}")
+#define TWO_MODELS BASE_PROVIDERS "models: [{name: m, provider: p}, {name: n, provider: p}]\n"
+
+static void test_match_errors(void **state)
+{
+    (void)state;
+    expect_err(MATCH("model: \"gpt-[45\""),
+               "routes[0].match.model: glob \"gpt-[45\" has a '[' without a closing ']'");
+    expect_err(MATCH("model: \"\""), "routes[0].match.model: must not be empty");
+    expect_err(BASE "routes:\n  - {name: r, match: {model: a}, targets: [{model: m}]}\n"
+                    "  - {name: s, match: {model: \"a*\"}, targets: [{model: m}]}\n"
+                    "  - {name: t, match: {model: \"a*\"}, targets: [{model: m}]}\n"
+                    "  - {name: u, match: {model: a}, targets: [{model: m}]}\n",
+               "routes[3].match.model: duplicate route for model \"a\" (also routes[0])");
+    expect_err(MATCH("tags: code"), "routes[0].match.tags: expected a list, got a string");
+    expect_err(MATCH("tags: [a, 5]"), "routes[0].match.tags[1]: expected a string, got a number");
+    expect_err(MATCH("tags: [\"a b\"]"), "routes[0].match.tags[0]: \"a b\" is not a tag");
+    expect_err(MATCH("tags: [\"a,b\"]"), "routes[0].match.tags[0]: \"a,b\" is not a tag");
+    expect_err(MATCH("tags: [a, b, a]"), "routes[0].match.tags[2]: \"a\" is listed twice");
+    expect_err(MATCH("min_prompt_tokens: 500, max_prompt_tokens: 100"),
+               "routes[0].match.min_prompt_tokens: must not be greater than max_prompt_tokens "
+               "(100), got 500");
+    expect_err(MATCH("min_messages: 3, max_messages: 2"),
+               "routes[0].match.min_messages: must not be greater than max_messages (2), got 3");
+    expect_err(MATCH("min_prompt_tokens: -1"),
+               "routes[0].match.min_prompt_tokens: must be between 0 and 1000000000, got -1");
+    expect_err(MATCH("max_messages: 1.5"),
+               "routes[0].match.max_messages: expected an integer, got 1.5");
+    expect_err(MATCH("has_tools: yes"),
+               "routes[0].match.has_tools: expected true or false, got a string");
+    expect_err(MATCH("stream: 1"), "routes[0].match.stream: expected true or false, got a number");
+    expect_err(MATCH("keywords: refactor"),
+               "routes[0].match.keywords: expected a mapping or a list of mappings, got a string");
+    expect_err(MATCH("keywords: {in: system}"),
+               "routes[0].match.keywords.any: is required (a non-empty list)");
+    expect_err(MATCH("keywords: {any: []}"), "routes[0].match.keywords.any: must not be empty");
+    expect_err(MATCH("keywords: [{any: [a]}, {any: [b, \"\"]}]"),
+               "routes[0].match.keywords[1].any[1]: must not be empty");
+    expect_err(MATCH("keywords: [{any: [a]}, 7]"),
+               "routes[0].match.keywords[1]: expected a mapping, got a number");
+    expect_err(MATCH("keywords: {any: [a, [b]]}"),
+               "routes[0].match.keywords.any[1]: expected a string, got a list");
+    expect_err(MATCH("keywords: {any: [a], in: user}"),
+               "routes[0].match.keywords.in: unknown text \"user\" (accepted: last_user, system, "
+               "any)");
+    expect_err(MATCH("keywords: {any: [a], all: [b]}"),
+               "routes[0].match.keywords: unknown key \"all\" (expected one of: any, in)");
+    expect_err(MATCH("regex: {pattern: \"fix(\"}"),
+               "routes[0].match.regex.pattern: invalid regular expression \"fix(\": ");
+    expect_err(MATCH("regex: [{pattern: a}, {pattern: \"[z-a]\"}]"),
+               "routes[0].match.regex[1].pattern: invalid regular expression \"[z-a]\": "
+               "Invalid range end");
+    /* nested bounded repeats would make regcomp() allocate gigabytes */
+    expect_err(MATCH("regex: {pattern: \"((a{1,255}){1,255}){1,255}\"}"),
+               "routes[0].match.regex.pattern: \"((a{1,255}){1,255}){1,255}\": its repeats "
+               "expand to more than 10000 positions");
+    expect_err(MATCH("regex: {pattern: \"([[:alpha:]]{100}x){1000,}\"}"),
+               "expand to more than 10000 positions");
+    sy_policy_unref(compile_ok(MATCH("regex: [{pattern: \"(a{1,99}){1,100}\"}, "
+                                     "{pattern: \"^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"}, "
+                                     "{pattern: \"x{0}y{2,}[]{]{3}\\\\{5}\"}]")));
+    expect_err(MATCH("regex: {in: any}"), "routes[0].match.regex.pattern: is required");
+    expect_err(MATCH("regex: {pattern: \"\"}"), "routes[0].match.regex.pattern: must not be empty");
+    expect_err(MATCH("regex: {pattern: a, case_sensitive: \"no\"}"),
+               "routes[0].match.regex.case_sensitive: expected true or false, got a string");
+    expect_err(MATCH("regex: {pattern: a, in: body}"),
+               "routes[0].match.regex.in: unknown text \"body\"");
+    expect_err(MATCH("regex: {pattern: a, flags: i}"),
+               "routes[0].match.regex: unknown key \"flags\" (expected one of: pattern, in, "
+               "case_sensitive)");
+}
+
+static void test_long_and_many_rules_refused(void **state)
+{
+    char *src = sy_xmalloc(8192), *pat = sy_xmalloc(1100);
+
+    (void)state;
+    memset(pat, 'a', 1025);
+    pat[1025] = '\0';
+    snprintf(src, 8192, MATCH("regex: {pattern: %s}"), pat);
+    expect_err(src, "routes[0].match.regex.pattern: is longer than 1024 bytes");
+    pat[1024] = '\0';
+    snprintf(src, 8192, MATCH("regex: {pattern: %s}"), pat);
+    sy_policy_unref(compile_ok(src));
+    expect_err(MATCH("regex: [{pattern: a}, {pattern: a}, {pattern: a}, {pattern: a}, "
+                     "{pattern: a}, {pattern: a}, {pattern: a}, {pattern: a}, {pattern: a}, "
+                     "{pattern: a}, {pattern: a}, {pattern: a}, {pattern: a}, {pattern: a}, "
+                     "{pattern: a}, {pattern: a}, {pattern: a}]"),
+               "routes[0].match.regex: at most 16 rules, got 17");
+    free(pat);
+    free(src);
+}
+
+static void test_route_resilience_errors(void **state)
+{
+    (void)state;
+    expect_err(ROUTE(", strategy: fastest"),
+               "routes[0].strategy: unknown strategy \"fastest\" (accepted: weighted, priority, "
+               "lowest_cost, lowest_latency, least_busy, cache_affinity)");
+    expect_err(ROUTE(", strategy: 1"), "routes[0].strategy: expected a string, got a number");
+    /* zero total weight: only the weighted strategy needs weights */
+    expect_err(BASE "routes: [{name: r, strategy: weighted, targets: [{model: m, weight: 0}]}]\n",
+               "routes[0].targets: total weight must be greater than 0 for the weighted "
+               "strategy");
+    sy_policy_unref(compile_ok(BASE "routes: [{name: r, strategy: priority, targets: "
+                                    "[{model: m, weight: 0}]}]\n"));
+    expect_err(ROUTE(", fallback: [gpt5]"), "routes[0].fallback[0]: unknown model \"gpt5\"");
+    expect_err(ROUTE(", fallback: m"), "routes[0].fallback: expected a list, got a string");
+    expect_err(ROUTE(", fallback: [{model: m}]"),
+               "routes[0].fallback[0]: expected a model name, got a mapping");
+    expect_err(ROUTE(", fallback: [m]"),
+               "routes[0].fallback[0]: model \"m\" is already a target of this route "
+               "(routes[0].targets[0])");
+    expect_err(TWO_MODELS "routes: [{name: r, targets: [{model: m}], fallback: [n, n]}]\n",
+               "routes[0].fallback[1]: model \"n\" is already in the fallback list of this "
+               "route (routes[0].fallback[0])");
+    /* the same model may be a fallback of one route and a target of another */
+    sy_policy_unref(compile_ok(TWO_MODELS "routes:\n"
+                                          "  - {name: r, targets: [{model: m}], fallback: [n]}\n"
+                                          "  - {name: s, targets: [{model: n}], fallback: [m]}\n"));
+    expect_err(ROUTE(", timeouts: {attempt_ms: 0}"),
+               "routes[0].timeouts.attempt_ms: must be between 1 and 3600000, got 0");
+    expect_err(ROUTE(", timeouts: {total_ms: 3600001}"),
+               "routes[0].timeouts.total_ms: must be between 1 and 3600000, got 3600001");
+    expect_err(ROUTE(", timeouts: {first_token_ms: 5000, attempt_ms: 2000}"),
+               "routes[0].timeouts.first_token_ms: must not be greater than attempt_ms (2000), "
+               "got 5000");
+    expect_err(ROUTE(", timeouts: {attempt_ms: 20000, total_ms: 10000}"),
+               "routes[0].timeouts.attempt_ms: must not be greater than total_ms (10000), got "
+               "20000");
+    expect_err(ROUTE(", timeouts: {first_token_ms: 20000, total_ms: 10000}"),
+               "routes[0].timeouts.first_token_ms: must not be greater than total_ms (10000), "
+               "got 20000");
+    expect_err(ROUTE(", timeouts: {connect_ms: 1}"),
+               "routes[0].timeouts: unknown key \"connect_ms\" (expected one of: attempt_ms, "
+               "first_token_ms, total_ms)");
+    expect_err(ROUTE(", timeouts: 5"), "routes[0].timeouts: expected a mapping, got a number");
+    expect_err(ROUTE(", retries: {max: 11}"),
+               "routes[0].retries.max: must be between 0 and 10, got 11");
+    expect_err(ROUTE(", retries: {backoff_ms: 0}"),
+               "routes[0].retries.backoff_ms: must be between 1 and 60000, got 0");
+    expect_err(ROUTE(", retries: {backoff_ms: 500, max_backoff_ms: 100}"),
+               "routes[0].retries.max_backoff_ms: must not be less than backoff_ms (500), got "
+               "100");
+    expect_err(ROUTE(", retries: {count: 1}"),
+               "routes[0].retries: unknown key \"count\" (expected one of: max, backoff_ms, "
+               "max_backoff_ms)");
+    expect_err(ROUTE(", hedge_after_ms: 600001"),
+               "routes[0].hedge_after_ms: must be between 0 and 600000, got 600001");
+    expect_err(ROUTE(", hedge_after_ms: -5"),
+               "routes[0].hedge_after_ms: must be between 0 and 600000, got -5");
+    expect_err(ROUTE(", hedge: 5"), "routes[0]: unknown key \"hedge\" (expected one of: name, "
+                                    "match, strategy, targets, fallback, timeouts, retries, "
+                                    "hedge_after_ms)");
+    expect_err(ROUTE("") "default_route: nope\n", "default_route: unknown route \"nope\"");
+    expect_err(BASE "default_route: r\n", "default_route: unknown route \"r\"");
+    expect_err(ROUTE("") "default_route: [r]\n", "default_route: expected a string, got a list");
+    /* a condition-less route already takes every request in step 1 */
+    expect_err(ROUTE("") "default_route: r\n",
+               "default_route: route \"r\" has no match conditions, so it already takes every "
+               "request before models are looked up; give it a match (e.g. {model: \"r\"})");
+    expect_err(ROUTE(", match: {}") "default_route: r\n", "default_route: route \"r\" has no");
+    sy_policy_unref(compile_ok(ROUTE(", match: {model: r}") "default_route: r\n"));
+    sy_policy_unref(compile_ok(ROUTE(", match: {stream: true}") "default_route: r\n"));
+}
+
+static void test_provider_region_compliance_errors(void **state)
+{
+    (void)state;
+#define PROV(extra) "providers: [{name: p, base_url: \"http://h\"" extra "}]\n" BASE_MODELS
+    expect_err(PROV(", region: EU"),
+               "providers[0].region: \"EU\" is not a region (1 to 32 characters of a-z, 0-9 and "
+               "'-')");
+    expect_err(PROV(", region: \"eu west\""), "providers[0].region: \"eu west\" is not a region");
+    expect_err(PROV(", region: \"\""), "providers[0].region: \"\" is not a region");
+    expect_err(PROV(", region: eu_west"), "providers[0].region: \"eu_west\" is not a region");
+    expect_err(PROV(", region: [eu]"), "providers[0].region: expected a string, got a list");
+    expect_err(PROV(", compliance: hipaa"),
+               "providers[0].compliance: expected a list, got a string");
+    expect_err(PROV(", compliance: [hipaa, soc2, hipaa]"),
+               "providers[0].compliance[2]: \"hipaa\" is listed twice");
+    expect_err(PROV(", compliance: [HIPAA]"),
+               "providers[0].compliance[0]: \"HIPAA\" is not a compliance tag (1 to 32 "
+               "characters of a-z, 0-9 and '-')");
+    expect_err(PROV(", compliance: [true]"),
+               "providers[0].compliance[0]: expected a string, got a boolean");
+#undef PROV
+}
+
+static void test_resilience_errors(void **state)
+{
+    (void)state;
+    expect_err(BASE "resilience: [1]\n", "resilience: expected a mapping, got a list");
+    expect_err(BASE "resilience: {breakers: {}}\n",
+               "resilience: unknown key \"breakers\" (expected one of: breaker, retry_budget, "
+               "max_retry_after_ms)");
+    expect_err(BASE "resilience: {breaker: {failures: 0}}\n",
+               "resilience.breaker.failures: must be between 1 and 1000, got 0");
+    expect_err(BASE "resilience: {breaker: {failures: 1001}}\n",
+               "resilience.breaker.failures: must be between 1 and 1000, got 1001");
+    expect_err(BASE "resilience: {breaker: {error_rate: 0}}\n",
+               "resilience.breaker.error_rate: must be greater than 0 and at most 1, got 0");
+    expect_err(BASE "resilience: {breaker: {error_rate: 1.5}}\n",
+               "resilience.breaker.error_rate: must be greater than 0 and at most 1, got 1.5");
+    expect_err(BASE "resilience: {breaker: {error_rate: \"50%\"}}\n",
+               "resilience.breaker.error_rate: expected a number, got a string");
+    expect_err(BASE "resilience: {breaker: {min_requests: 0}}\n",
+               "resilience.breaker.min_requests: must be between 1 and 1000000, got 0");
+    expect_err(BASE "resilience: {breaker: {window_ms: 99}}\n",
+               "resilience.breaker.window_ms: must be between 100 and 3600000, got 99");
+    expect_err(BASE "resilience: {breaker: {open_ms: 3600001}}\n",
+               "resilience.breaker.open_ms: must be between 100 and 3600000, got 3600001");
+    expect_err(BASE "resilience: {breaker: {threshold: 1}}\n",
+               "resilience.breaker: unknown key \"threshold\" (expected one of: failures, "
+               "error_rate, min_requests, window_ms, open_ms)");
+    expect_err(BASE "resilience: {retry_budget: {ratio: -0.1}}\n",
+               "resilience.retry_budget.ratio: must be at least 0 and at most 10, got -0.1");
+    expect_err(BASE "resilience: {retry_budget: {ratio: 11}}\n",
+               "resilience.retry_budget.ratio: must be at least 0 and at most 10, got 11");
+    expect_err(BASE "resilience: {retry_budget: {min_per_second: 100001}}\n",
+               "resilience.retry_budget.min_per_second: must be between 0 and 100000, got 100001");
+    expect_err(BASE "resilience: {retry_budget: {per_second: 1}}\n",
+               "resilience.retry_budget: unknown key \"per_second\" (expected one of: ratio, "
+               "min_per_second)");
+    expect_err(BASE "resilience: {max_retry_after_ms: 3600001}\n",
+               "resilience.max_retry_after_ms: must be between 0 and 3600000, got 3600001");
+    /* boundaries are accepted */
+    sy_policy_unref(compile_ok(BASE "resilience: {breaker: {failures: 1000, error_rate: 1, "
+                                    "min_requests: 1, window_ms: 100, open_ms: 3600000}, "
+                                    "retry_budget: {ratio: 0, min_per_second: 0}, "
+                                    "max_retry_after_ms: 0}\n"));
+}
+
+static void test_routing_errors_reported_together(void **state)
+{
+    char *err = compile_err(BASE "routes:\n"
+                                 "  - name: r\n"
+                                 "    match: {regex: {pattern: \"(\"}, min_messages: 9, "
+                                 "max_messages: 1}\n"
+                                 "    strategy: random\n"
+                                 "    targets: [{model: m}]\n"
+                                 "    fallback: [m, zz]\n"
+                                 "default_route: s\n"
+                                 "resilience: {breaker: {failures: 0}}\n");
+
+    (void)state;
+    assert_has(err, "routes[0].match.regex.pattern: invalid regular expression \"(\"");
+    assert_has(err, "routes[0].match.min_messages: must not be greater than max_messages");
+    assert_has(err, "routes[0].strategy: unknown strategy \"random\"");
+    assert_has(err, "routes[0].fallback[0]: model \"m\" is already a target");
+    assert_has(err, "routes[0].fallback[1]: unknown model \"zz\"");
+    assert_has(err, "default_route: unknown route \"s\"");
+    assert_has(err, "resilience.breaker.failures: must be between 1 and 1000");
+    assert_int_equal(count_lines(err), 7);
+    free(err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -673,6 +1213,17 @@ int main(void)
         cmocka_unit_test(test_load_file_errors),
         cmocka_unit_test(test_size_limit),
         cmocka_unit_test(test_flow_yaml_document),
+        cmocka_unit_test(test_routing_policy),
+        cmocka_unit_test(test_routing_defaults),
+        cmocka_unit_test(test_routing_defaults_spelled_out_are_canonical),
+        cmocka_unit_test(test_match_model_globs_and_exact),
+        cmocka_unit_test(test_retry_backoff_raises_default_cap),
+        cmocka_unit_test(test_match_errors),
+        cmocka_unit_test(test_long_and_many_rules_refused),
+        cmocka_unit_test(test_route_resilience_errors),
+        cmocka_unit_test(test_provider_region_compliance_errors),
+        cmocka_unit_test(test_resilience_errors),
+        cmocka_unit_test(test_routing_errors_reported_together),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
