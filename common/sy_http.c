@@ -1081,26 +1081,36 @@ static void write_head(struct sy_http_req *req, int status, const char *content_
 {
     struct sy_http_conn *conn = req->conn;
     struct evbuffer *out = bufferevent_get_output(conn->bev);
-    char line[256];
+    const char *date = date_header(conn->srv);
+    const char *connection = closes_after(req) ? "Connection: close\r\n"
+                             : req->minor == 0 ? "Connection: keep-alive\r\n"
+                                               : "";
+    char head[1024];
     int n;
 
-    n = snprintf(line, sizeof(line), "HTTP/1.%d %d %s\r\nServer: switchyard\r\n", req->minor,
-                 status, sy_http_reason(status));
-    evbuffer_add(out, line, (size_t)n);
-    const char *date = date_header(conn->srv);
-    evbuffer_add(out, date, strlen(date));
-    if (content_type) {
-        n = snprintf(line, sizeof(line), "Content-Type: %s\r\n", content_type);
-        evbuffer_add(out, line, (size_t)n);
+    /* One buffer, one evbuffer_add: the head is on every answer's path. */
+    n = snprintf(head, sizeof(head), "HTTP/1.%d %d %s\r\nServer: switchyard\r\n%s%s%s%s%s%s",
+                 req->minor, status, sy_http_reason(status), date,
+                 content_type ? "Content-Type: " : "", content_type ? content_type : "",
+                 content_type ? "\r\n" : "", framing, connection);
+    if (n < 0 || (size_t)n >= sizeof(head)) {
+        /* Only an absurd content type gets here: send the pieces separately. */
+        evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nServer: switchyard\r\n%s", req->minor, status,
+                            sy_http_reason(status), date);
+        if (content_type)
+            evbuffer_add_printf(out, "Content-Type: %s\r\n", content_type);
+        evbuffer_add_printf(out, "%s%s", framing, connection);
+        n = 0;
     }
-    evbuffer_add(out, framing, strlen(framing));
-    if (closes_after(req))
-        evbuffer_add(out, "Connection: close\r\n", 19);
-    else if (req->minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    if (req->resp_len)
+    if (req->resp_len + 2 <= sizeof(head) - (size_t)n) {
+        memcpy(head + n, req->resp_headers, req->resp_len);
+        memcpy(head + n + req->resp_len, "\r\n", 2);
+        evbuffer_add(out, head, (size_t)n + req->resp_len + 2);
+    } else {
+        evbuffer_add(out, head, (size_t)n);
         evbuffer_add(out, req->resp_headers, req->resp_len);
-    evbuffer_add(out, "\r\n", 2);
+        evbuffer_add(out, "\r\n", 2);
+    }
 }
 
 /* The answer is fully queued: reuse the connection or close it. */
@@ -1152,11 +1162,18 @@ size_t sy_http_stream_write(struct sy_http_req *req, const char *data, size_t le
 
     if (len && req->method != SY_HTTP_HEAD) {
         if (req->minor) {
-            char sz[24];
-            int n = snprintf(sz, sizeof(sz), "%zx\r\n", len);
-            evbuffer_add(out, sz, (size_t)n);
-            evbuffer_add(out, data, len);
-            evbuffer_add(out, "\r\n", 2);
+            char frame[4096];
+            int n = snprintf(frame, sizeof(frame), "%zx\r\n", len);
+            if ((size_t)n + len + 2 <= sizeof(frame)) {
+                /* Small pieces (SSE events) go out as one add: size line, data, CRLF. */
+                memcpy(frame + n, data, len);
+                memcpy(frame + n + len, "\r\n", 2);
+                evbuffer_add(out, frame, (size_t)n + len + 2);
+            } else {
+                evbuffer_add(out, frame, (size_t)n);
+                evbuffer_add(out, data, len);
+                evbuffer_add(out, "\r\n", 2);
+            }
         } else {
             evbuffer_add(out, data, len);
         }

@@ -125,10 +125,12 @@ int sy_sse_feed(struct sy_sse_parser *p, const char *buf, size_t len)
                 continue;
             }
         }
-        /* Find the next CR or LF. */
-        for (k = 0; k < rest; k++) {
-            if (start[k] == '\n' || start[k] == '\r')
-                break;
+        /* Find the next CR or LF (memchr is vectorised; CR is rare in practice). */
+        {
+            const char *lf = memchr(start, '\n', rest);
+            size_t upto = lf ? (size_t)(lf - start) : rest;
+            const char *cr = memchr(start, '\r', upto);
+            k = cr ? (size_t)(cr - start) : upto;
         }
         if (k == rest) {
             rc = grow(&p->line, &p->line_cap, p->line_len + rest + 1, p->max_event);

@@ -24,6 +24,7 @@
 #include "dp_accesslog.h"
 #include "dp_errors.h"
 #include "dp_ingress.h"
+#include "dp_jscan.h"
 #include "dp_provider.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
@@ -211,8 +212,11 @@ static int emit_event(void *arg, const char *data, size_t len)
         return -1;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         c->saw_done = true;
-    } else if (memmem(data, len, "\"usage\"", 7) || memmem(data, len, "\"error\"", 7)) {
-        /* Only events that may carry usage or an error are parsed. */
+    } else if (dp_json_has_object_member(data, len, "usage") ||
+               dp_json_has_object_member(data, len, "error")) {
+        /* Only events that carry a usage object or an error are parsed: with include_usage
+         * every OpenAI chunk has "usage":null, and parsing them all was most of the cost
+         * of relaying a stream. */
         cJSON *chunk = cJSON_ParseWithLength(data, len);
         if (chunk) {
             const cJSON *usage = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
@@ -441,14 +445,15 @@ static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const c
             return;
         }
     } else {
-        cJSON *root = cJSON_ParseWithLength(c->buf ? c->buf : "", c->buf_len);
-        if (!root) {
+        /* Passed through as the provider sent it: only the usage object is parsed. */
+        if (!dp_json_looks_like_object(c->buf, c->buf_len)) {
             reply_error(c, 502, "upstream_error", "upstream_invalid_response", NULL,
-                        "the provider's answer is not valid JSON");
+                        "the provider's answer is not a JSON object");
             return;
         }
-        dp_usage_from_openai(cJSON_GetObjectItemCaseSensitive(root, "usage"), &c->usage);
-        cJSON_Delete(root);
+        cJSON *usage = dp_json_member_object(c->buf, c->buf_len, "usage");
+        dp_usage_from_openai(usage, &c->usage);
+        cJSON_Delete(usage);
     }
     if (c->in) {
         char *client = NULL;

@@ -45,12 +45,41 @@ static bool unchanged(const cJSON *req, const struct dp_xctx *x, bool ask_usage)
     return true;
 }
 
+/* The common stream case: only stream_options is missing. Append it to the client's bytes
+ * before the closing brace instead of re-printing the whole request. */
+static bool patch_usage(const cJSON *req, const struct dp_xctx *x, bool ask_usage,
+                        struct dp_upreq *out)
+{
+    static const char add[] = ",\"stream_options\":{\"include_usage\":true}";
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(req, "model");
+    size_t end;
+
+    if (!ask_usage || !x->stream || !x->raw_body || !cJSON_IsString(m) ||
+        strcmp(m->valuestring, x->model->upstream_model) != 0 ||
+        cJSON_GetObjectItemCaseSensitive(req, "stream_options") ||
+        cJSON_GetObjectItemCaseSensitive(req, "provider_options"))
+        return false;
+    end = x->raw_len;
+    while (end > 0 && x->raw_body[end - 1] != '}')
+        end--;
+    if (end == 0)
+        return false;
+    out->body = sy_xmalloc(x->raw_len + sizeof(add));
+    memcpy(out->body, x->raw_body, end - 1);
+    memcpy(out->body + end - 1, add, sizeof(add) - 1);
+    memcpy(out->body + end - 1 + sizeof(add) - 1, x->raw_body + end - 1, x->raw_len - end + 1);
+    out->body_len = x->raw_len + sizeof(add) - 1;
+    return true;
+}
+
 int dp_openai_body(const cJSON *req, const struct dp_xctx *x, bool ask_usage, struct dp_upreq *out)
 {
     cJSON *body;
 
     if (unchanged(req, x, ask_usage))
         return 0; /* out->body stays NULL: send x->raw_body */
+    if (patch_usage(req, x, ask_usage, out))
+        return 0;
     body = cJSON_Duplicate(req, true);
     if (!body)
         return -ENOMEM;
