@@ -83,22 +83,29 @@ int dp_provider_prepare_common(const struct sy_provider *p, struct dp_provider_r
     return 0;
 }
 
+/* A token count from JSON, or -1 when it is not a sane one (negative, NaN, absurd). */
+static int64_t token_count(const cJSON *v)
+{
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= 0) || v->valuedouble > 1e15)
+        return -1;
+    return (int64_t)v->valuedouble;
+}
+
 void dp_usage_from_openai(const cJSON *usage, struct dp_usage *u)
 {
     const cJSON *v;
+    int64_t n;
 
     if (!cJSON_IsObject(usage))
         return;
-    v = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens");
-    if (cJSON_IsNumber(v))
-        u->prompt_tokens = (int64_t)v->valuedouble;
-    v = cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens");
-    if (cJSON_IsNumber(v))
-        u->completion_tokens = (int64_t)v->valuedouble;
+    if ((n = token_count(cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens"))) >= 0)
+        u->prompt_tokens = n;
+    if ((n = token_count(cJSON_GetObjectItemCaseSensitive(usage, "completion_tokens"))) >= 0)
+        u->completion_tokens = n;
     v = cJSON_GetObjectItemCaseSensitive(usage, "prompt_tokens_details");
     v = cJSON_IsObject(v) ? cJSON_GetObjectItemCaseSensitive(v, "cached_tokens") : NULL;
-    if (cJSON_IsNumber(v))
-        u->cached_tokens = (int64_t)v->valuedouble;
+    if ((n = token_count(v)) >= 0)
+        u->cached_tokens = n;
 }
 
 static bool contains(const char *hay, const char *needle)

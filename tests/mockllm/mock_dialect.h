@@ -43,7 +43,7 @@ typedef char *(*mock_error_body_fn)(int status, const char *message, size_t *len
 
 struct mock_route {
     unsigned method; /* EVHTTP_REQ_* */
-    const char *path;
+    const char *path; /* exact, or a prefix when it ends in '*' */
     mock_handle_fn handle;
 };
 

@@ -22,8 +22,10 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "mock_anthropic.h"
 #include "mock_call.h"
 #include "mock_dialect.h"
+#include "mock_gemini.h"
 #include "mock_openai.h"
 #include "sy_log.h"
 #include "sy_util.h"
@@ -39,7 +41,19 @@ struct mock_server {
 };
 
 /* Dialects in routing order; the first one also formats errors for unknown paths. */
-static const struct mock_dialect *const dialects[] = {&mock_openai_dialect};
+static const struct mock_dialect *const dialects[] = {&mock_openai_dialect, &mock_gemini_dialect,
+                                                      &mock_anthropic_dialect};
+
+/* Whether <path> matches the route <pat>: exactly, or by prefix when <pat> ends in '*'
+ * (Gemini's paths carry the model name). */
+static bool route_matches(const char *pat, const char *path)
+{
+    size_t n = strlen(pat);
+
+    if (n && pat[n - 1] == '*')
+        return strncmp(pat, path, n - 1) == 0;
+    return strcmp(pat, path) == 0;
+}
 
 static const char *method_name(unsigned cmd)
 {
@@ -210,7 +224,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     for (size_t i = 0; i < SY_ARRAY_LEN(dialects); i++) {
         const struct mock_dialect *d = dialects[i];
         for (size_t k = 0; k < d->nroutes; k++) {
-            if (strcmp(d->routes[k].path, path) != 0)
+            if (!route_matches(d->routes[k].path, path))
                 continue;
             allow = method_name(d->routes[k].method);
             if (d->routes[k].method == (unsigned)cmd) {
