@@ -29,6 +29,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #define MAX_ERRORS 100        /* reported individually; the rest are counted */
 #define NAME_MAX_LEN 256      /* provider, model, route names and upstream models */
 #define ENV_NAME_MAX_LEN 256  /* api_key_env */
@@ -51,6 +53,10 @@
 #define PATTERN_MAX_EXPANDED 10000 /* pattern positions once bounded repeats are unrolled */
 #define MAX_TOKENS 1000000000      /* match.{min,max}_prompt_tokens */
 #define MAX_MESSAGES 1000000       /* match.{min,max}_messages */
+#define MAX_TENANT_KEYS 64         /* api_keys_sha256 per tenant (rotation needs two) */
+#define MAX_LABELS 8               /* per tenant; each ends up on every access log line */
+#define LABEL_KEY_MAX_LEN 32       /* bytes */
+#define LABEL_VALUE_MAX_LEN 128    /* bytes */
 /* Paths hold only schema keys and indexes, so they have fixed bounds: "routes[<size_t>]",
  * then one more key, then one more index. */
 #define PATH_BUF 48
@@ -97,8 +103,9 @@ static const struct {
     {"any", SY_TEXT_LAST_USER | SY_TEXT_SYSTEM},
 };
 
-static const char *const top_keys[] = {"providers",  "models", "routes", "default_route",
-                                       "resilience", "server", NULL};
+static const char *const top_keys[] = {"providers",     "models",     "routes",
+                                       "default_route", "resilience", "server",
+                                       "tenants",       "auth",       NULL};
 static const char *const provider_keys[] = {
     "name",
     "kind",
@@ -134,6 +141,13 @@ static const char *const resilience_keys[] = {"breaker", "retry_budget", "max_re
 static const char *const breaker_keys[] = {"failures",  "error_rate", "min_requests",
                                            "window_ms", "open_ms",    NULL};
 static const char *const budget_keys[] = {"ratio", "min_per_second", NULL};
+static const char *const tenant_keys[] = {"name", "api_keys_sha256", "labels", NULL};
+static const char *const auth_keys[] = {"mode", NULL};
+static const char *const auth_mode_names[] = {
+    [SY_AUTH_OPEN] = "open",
+    [SY_AUTH_KEYS] = "keys",
+    NULL,
+};
 static const char *const server_keys[] = {"max_body_bytes",  "header_timeout_ms", "body_timeout_ms",
                                           "idle_timeout_ms", "max_connections",   NULL};
 
@@ -194,6 +208,11 @@ static struct table route_name_table(const struct sy_policy *pol)
     return (struct table){pol->routes, sizeof(struct sy_route), offsetof(struct sy_route, name)};
 }
 
+static struct table tenant_table(const struct sy_policy *pol)
+{
+    return (struct table){pol->tenants, sizeof(struct sy_tenant), offsetof(struct sy_tenant, name)};
+}
+
 /* Sizes <ix> for <n> entries: a power of two at least twice <n>, so probes stay short and
  * always reach an empty slot. */
 static void index_init(struct sy_name_index *ix, size_t n)
@@ -231,6 +250,31 @@ static size_t index_insert(struct sy_name_index *ix, const struct table *t, size
 
     for (i = fnv1a(name) & ix->mask; ix->slots[i]; i = (i + 1) & ix->mask)
         if (strcmp(table_key(t, ix->slots[i] - 1), name) == 0)
+            return ix->slots[i] - 1;
+    ix->slots[i] = (uint32_t)(e + 1);
+    return SIZE_MAX;
+}
+
+/* The key index is keyed by the digests themselves: their first bytes are already uniformly
+ * spread, so they need no further hashing. */
+static size_t key_slot(const uint8_t *sha256, size_t mask)
+{
+    uint64_t h;
+
+    memcpy(&h, sha256, sizeof(h));
+    return (size_t)h & mask;
+}
+
+/* Adds pol->tenant_keys[e] to the key index. Returns SIZE_MAX, or the entry that already
+ * has the same digest (then nothing is added). */
+static size_t key_index_insert(struct sy_policy *pol, size_t e)
+{
+    struct sy_name_index *ix = &pol->key_index;
+    const uint8_t *d = pol->tenant_keys[e].sha256;
+    size_t i;
+
+    for (i = key_slot(d, ix->mask); ix->slots[i]; i = (i + 1) & ix->mask)
+        if (memcmp(pol->tenant_keys[ix->slots[i] - 1].sha256, d, SY_SHA256_LEN) == 0)
             return ix->slots[i] - 1;
     ix->slots[i] = (uint32_t)(e + 1);
     return SIZE_MAX;
@@ -1440,6 +1484,238 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
     r->hedge_after_ms = (uint32_t)get_uint(c, obj, path, "hedge_after_ms", 0, 600000, 0);
 }
 
+/* ---- tenants ---------------------------------------------------------------------------- */
+
+static int hex_value(char ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    if (ch >= 'a' && ch <= 'f')
+        return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F')
+        return ch - 'A' + 10;
+    return -1;
+}
+
+/* Reads exactly 64 hex digits (either case) into <out>. Returns false otherwise. */
+static bool parse_sha256_hex(const char *s, uint8_t out[SY_SHA256_LEN])
+{
+    size_t i;
+
+    if (strlen(s) != 2 * SY_SHA256_LEN)
+        return false;
+    for (i = 0; i < SY_SHA256_LEN; i++) {
+        int hi = hex_value(s[2 * i]), lo = hex_value(s[2 * i + 1]);
+
+        if (hi < 0 || lo < 0)
+            return false;
+        out[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return true;
+}
+
+/* Label names can become metric label names: Prometheus' syntax, bounded. */
+static bool is_label_key(const char *s)
+{
+    size_t n;
+
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_'))
+        return false;
+    for (n = 1; s[n]; n++)
+        if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+              (s[n] >= '0' && s[n] <= '9') || s[n] == '_'))
+            return false;
+    return n <= LABEL_KEY_MAX_LEN;
+}
+
+/* Writes the path of key entry <e> ("tenants[1].api_keys_sha256[0]") into <buf>. */
+static const char *key_path(const struct sy_policy *pol, size_t e, char *buf, size_t cap)
+{
+    size_t t = pol->tenant_keys[e].tenant;
+
+    snprintf(buf, cap, "tenants[%zu].api_keys_sha256[%zu]", t, e - pol->tenants[t].first_key);
+    return buf;
+}
+
+/* A value that is not a digest may well be the key itself, so it is never quoted back. */
+static void compile_tenant_keys(struct compiler *c, const cJSON *obj, const char *tpath, size_t ti)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_tenant *t = &pol->tenants[ti];
+    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], other[ITEM_PATH_BUF];
+    const cJSON *list, *it;
+    size_t n, i, dup;
+
+    t->first_key = pol->n_tenant_keys;
+    list = get_list(c, obj, tpath, "api_keys_sha256", true, &n);
+    if (!list)
+        return;
+    snprintf(path, sizeof(path), "%s.api_keys_sha256", tpath);
+    if (n == 0) {
+        errf(c, path, NULL, "must not be empty (a tenant without keys cannot call)");
+        return;
+    }
+    if (n > MAX_TENANT_KEYS) {
+        errf(c, path, NULL, "at most %d keys, got %zu", MAX_TENANT_KEYS, n);
+        return;
+    }
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        struct sy_tenant_key *k = &pol->tenant_keys[pol->n_tenant_keys];
+
+        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
+        if (!cJSON_IsString(it)) {
+            errf(c, ipath, NULL, "expected a string (64 hex digits, quoted), got %s",
+                 type_name(it));
+            continue;
+        }
+        if (!parse_sha256_hex(it->valuestring, k->sha256)) {
+            errf(c, ipath, NULL,
+                 "expected the SHA-256 of a key as 64 hex digits (printf %%s \"$KEY\" | "
+                 "sha256sum), got %zu characters that are not; never write the key itself here",
+                 strlen(it->valuestring));
+            continue;
+        }
+        k->tenant = ti;
+        dup = key_index_insert(pol, pol->n_tenant_keys);
+        if (dup != SIZE_MAX) {
+            errf(c, ipath, NULL, "the same key is already %s (a key names one tenant)",
+                 key_path(pol, dup, other, sizeof(other)));
+            continue;
+        }
+        pol->n_tenant_keys++;
+        t->n_keys++;
+    }
+}
+
+static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpath,
+                           struct sy_tenant *t)
+{
+    const cJSON *map = get_map(c, obj, tpath, "labels", false);
+    char path[SUBPATH_BUF], q[QUOTE_BUF];
+    const cJSON *it;
+    size_t n, j;
+
+    if (!map)
+        return;
+    snprintf(path, sizeof(path), "%s.labels", tpath);
+    n = sy_json_count(map);
+    if (n > MAX_LABELS) {
+        errf(c, path, NULL, "at most %d labels, got %zu", MAX_LABELS, n);
+        return;
+    }
+    t->labels = n ? sy_xcalloc(n, sizeof(*t->labels)) : NULL;
+    for (it = map->child; it; it = it->next) {
+        const char *key = it->string ? it->string : "";
+
+        if (!is_label_key(key)) {
+            errf(c, path, NULL,
+                 "%s is not a label name (1 to %d letters, digits and '_', not starting with a "
+                 "digit)",
+                 quote(q, key), LABEL_KEY_MAX_LEN);
+            continue;
+        }
+        for (j = 0; j < t->n_labels && strcmp(t->labels[j].key, key) != 0; j++)
+            ;
+        if (j < t->n_labels) {
+            errf(c, path, key, "given more than once");
+            continue;
+        }
+        if (!cJSON_IsString(it)) {
+            errf(c, path, key, "expected a string, got %s", type_name(it));
+            continue;
+        }
+        if (!*it->valuestring || strlen(it->valuestring) > LABEL_VALUE_MAX_LEN) {
+            errf(c, path, key, "must be 1 to %d bytes long", LABEL_VALUE_MAX_LEN);
+            continue;
+        }
+        if (has_control_chars(it->valuestring)) {
+            errf(c, path, key, "must not contain control characters");
+            continue;
+        }
+        t->labels[t->n_labels].key = sy_xstrdup(key);
+        t->labels[t->n_labels].value = sy_xstrdup(it->valuestring);
+        t->n_labels++;
+    }
+}
+
+static void compile_tenant(struct compiler *c, const cJSON *obj, size_t i)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_tenant *t = &pol->tenants[i];
+    struct table tt = tenant_table(pol);
+    char path[PATH_BUF], q[QUOTE_BUF];
+    const char *s;
+    size_t dup;
+
+    snprintf(path, sizeof(path), "tenants[%zu]", i);
+    t->first_key = pol->n_tenant_keys;
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, tenant_keys);
+
+    s = get_name(c, obj, path, "name", true);
+    if (s) {
+        t->name = sy_xstrdup(s);
+        dup = index_insert(&pol->tenant_index, &tt, i);
+        if (dup != SIZE_MAX)
+            errf(c, path, "name", "duplicate tenant %s (also tenants[%zu])", quote(q, s), dup);
+    }
+    compile_tenant_keys(c, obj, path, i);
+    compile_labels(c, obj, path, t);
+}
+
+static void compile_tenants(struct compiler *c, const cJSON *root)
+{
+    struct sy_policy *pol = c->pol;
+    const cJSON *list, *it, *keys;
+    size_t n_keys = 0, i;
+
+    list = get_list(c, root, "", "tenants", false, &pol->n_tenants);
+    /* Sized for every listed key up front: the key index holds positions in tenant_keys. */
+    for (it = list ? list->child : NULL; it; it = it->next) {
+        keys = cJSON_IsObject(it) ? cJSON_GetObjectItemCaseSensitive(it, "api_keys_sha256") : NULL;
+        if (cJSON_IsArray(keys))
+            n_keys += sy_json_count(keys);
+    }
+    pol->tenants = pol->n_tenants ? sy_xcalloc(pol->n_tenants, sizeof(*pol->tenants)) : NULL;
+    pol->tenant_keys = n_keys ? sy_xcalloc(n_keys, sizeof(*pol->tenant_keys)) : NULL;
+    index_init(&pol->tenant_index, pol->n_tenants);
+    index_init(&pol->key_index, n_keys);
+    for (it = list ? list->child : NULL, i = 0; it; it = it->next, i++)
+        compile_tenant(c, it, i);
+}
+
+/* Must follow the tenants: the default mode depends on them. */
+static void compile_auth(struct compiler *c, const cJSON *root)
+{
+    struct sy_policy *pol = c->pol;
+    char q[QUOTE_BUF], list[LIST_BUF];
+    const cJSON *obj;
+    const char *s;
+    size_t i;
+
+    pol->auth_mode = pol->n_tenants ? SY_AUTH_KEYS : SY_AUTH_OPEN;
+    obj = get_map(c, root, "", "auth", false);
+    if (!obj)
+        return;
+    check_keys(c, obj, "auth", auth_keys);
+    s = get_str(c, obj, "auth", "mode", false);
+    if (!s)
+        return;
+    for (i = 0; auth_mode_names[i] && strcmp(s, auth_mode_names[i]) != 0; i++)
+        ;
+    if (!auth_mode_names[i]) {
+        errf(c, "auth", "mode", "unknown mode %s (accepted: %s)", quote(q, s),
+             join_words(list, auth_mode_names));
+        return;
+    }
+    pol->auth_mode = (enum sy_auth_mode)i;
+    if (pol->auth_mode == SY_AUTH_KEYS && pol->n_tenants == 0)
+        errf(c, "auth", "mode",
+             "keys needs at least one tenant with api_keys_sha256 (add tenants, or use mode: "
+             "open)");
+}
+
 /* ---- top level ------------------------------------------------------------------------- */
 
 static void compile_server(struct compiler *c, const cJSON *root)
@@ -1579,6 +1855,8 @@ static void compile_sections(struct compiler *c, const cJSON *root)
     compile_default_route(c, root);
     compile_resilience(c, root);
     compile_server(c, root);
+    compile_tenants(c, root);
+    compile_auth(c, root);
 }
 
 static void match_cleanup(struct sy_match *m)
@@ -1640,9 +1918,21 @@ static void policy_free(struct sy_policy *pol)
         free(pol->routes[i].fallback);
     }
     free(pol->routes);
+    for (i = 0; i < pol->n_tenants; i++) {
+        free(pol->tenants[i].name);
+        for (j = 0; j < pol->tenants[i].n_labels; j++) {
+            free(pol->tenants[i].labels[j].key);
+            free(pol->tenants[i].labels[j].value);
+        }
+        free(pol->tenants[i].labels);
+    }
+    free(pol->tenants);
+    free(pol->tenant_keys);
     free(pol->provider_index.slots);
     free(pol->model_index.slots);
     free(pol->route_index.slots);
+    free(pol->tenant_index.slots);
+    free(pol->key_index.slots);
     free(pol);
 }
 
@@ -1833,6 +2123,36 @@ const struct sy_route *sy_policy_find_route(const struct sy_policy *pol,
     return i == SIZE_MAX ? NULL : &pol->routes[i];
 }
 
+const struct sy_tenant *sy_policy_find_tenant(const struct sy_policy *pol, const char *name)
+{
+    struct table t;
+    size_t i;
+
+    if (!pol)
+        return NULL;
+    t = tenant_table(pol);
+    i = index_find(&pol->tenant_index, &t, name);
+    return i == SIZE_MAX ? NULL : &pol->tenants[i];
+}
+
+const struct sy_tenant *sy_policy_find_tenant_by_key(const struct sy_policy *pol,
+                                                     const uint8_t sha256[SY_SHA256_LEN])
+{
+    const struct sy_name_index *ix;
+    size_t i;
+
+    if (!pol || !pol->key_index.slots)
+        return NULL;
+    ix = &pol->key_index;
+    for (i = key_slot(sha256, ix->mask); ix->slots[i]; i = (i + 1) & ix->mask) {
+        const struct sy_tenant_key *k = &pol->tenant_keys[ix->slots[i] - 1];
+
+        if (CRYPTO_memcmp(k->sha256, sha256, SY_SHA256_LEN) == 0)
+            return &pol->tenants[k->tenant];
+    }
+    return NULL;
+}
+
 const char *sy_provider_kind_name(enum sy_provider_kind kind)
 {
     size_t i;
@@ -1847,6 +2167,13 @@ const char *sy_strategy_name(enum sy_strategy s)
 {
     if ((size_t)s < SY_ARRAY_LEN(strategy_names) - 1)
         return strategy_names[s];
+    return "unknown";
+}
+
+const char *sy_auth_mode_name(enum sy_auth_mode mode)
+{
+    if ((size_t)mode < SY_ARRAY_LEN(auth_mode_names) - 1)
+        return auth_mode_names[mode];
     return "unknown";
 }
 
@@ -2072,6 +2399,40 @@ static void routes_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
         *ok = false;
 }
 
+static void tenants_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
+{
+    static const char hex[] = "0123456789abcdef";
+    cJSON *arr = cJSON_AddArrayToObject(root, "tenants"), *keys, *labels;
+    char digest[2 * SY_SHA256_LEN + 1];
+    size_t i, j, b;
+
+    for (i = 0; i < pol->n_tenants; i++) {
+        const struct sy_tenant *t = &pol->tenants[i];
+        cJSON *o = push_obj(ok, arr);
+
+        put_str(ok, o, "name", t->name);
+        keys = cJSON_AddArrayToObject(o, "api_keys_sha256");
+        if (!keys)
+            *ok = false;
+        for (j = 0; j < t->n_keys && keys; j++) {
+            const uint8_t *d = pol->tenant_keys[t->first_key + j].sha256;
+
+            for (b = 0; b < SY_SHA256_LEN; b++) {
+                digest[2 * b] = hex[d[b] >> 4];
+                digest[2 * b + 1] = hex[d[b] & 15];
+            }
+            digest[2 * SY_SHA256_LEN] = '\0';
+            if (!cJSON_AddItemToArray(keys, cJSON_CreateString(digest)))
+                *ok = false;
+        }
+        labels = put_obj(ok, o, "labels");
+        for (j = 0; j < t->n_labels; j++)
+            put_str(ok, labels, t->labels[j].key, t->labels[j].value);
+    }
+    if (!arr)
+        *ok = false;
+}
+
 static void resilience_to_json(bool *ok, const struct sy_resilience *r, cJSON *root)
 {
     cJSON *o = put_obj(ok, root, "resilience"), *b;
@@ -2139,6 +2500,8 @@ char *sy_policy_to_json(const struct sy_policy *pol)
     put_num(&ok, server, "body_timeout_ms", pol->server.body_timeout_ms);
     put_num(&ok, server, "idle_timeout_ms", pol->server.idle_timeout_ms);
     put_num(&ok, server, "max_connections", pol->server.max_connections);
+    tenants_to_json(&ok, pol, root);
+    put_str(&ok, put_obj(&ok, root, "auth"), "mode", sy_auth_mode_name(pol->auth_mode));
     if (ok)
         text = cJSON_Print(root);
     cJSON_Delete(root);

@@ -157,6 +157,35 @@ struct sy_server_limits {
     uint32_t max_connections;   /* per process; default 10000 */
 };
 
+/* Open access or gateway keys (key "auth.mode"). docs/policy.md, tenants. */
+enum sy_auth_mode {
+    SY_AUTH_OPEN = 0, /* no key needed; a known key still names its tenant */
+    SY_AUTH_KEYS,     /* every /v1/ request needs the key of a tenant */
+};
+
+#define SY_SHA256_LEN 32 /* bytes of a SHA-256 digest */
+
+/* tenants[].labels: cost-attribution dimensions (team, feature), in source order. */
+struct sy_label {
+    char *key;
+    char *value;
+};
+
+/* tenants[]: who may call the gateway. Its keys are known only by their SHA-256 digests
+ * (policy->tenant_keys[first_key .. first_key + n_keys)); plaintext keys never reach a
+ * policy. */
+struct sy_tenant {
+    char *name;
+    struct sy_label *labels;
+    size_t n_labels;
+    size_t first_key, n_keys;
+};
+
+struct sy_tenant_key {
+    uint8_t sha256[SY_SHA256_LEN];
+    size_t tenant; /* index into policy->tenants */
+};
+
 /* Hash table from name to index; built by the compiler, read-only afterwards. */
 struct sy_name_index {
     uint32_t *slots; /* index + 1; 0 = empty */
@@ -177,10 +206,17 @@ struct sy_policy {
     size_t default_route; /* index into routes ("default_route: NAME"), SIZE_MAX = none */
     struct sy_server_limits server;
     struct sy_resilience resilience;
+    struct sy_tenant *tenants;
+    size_t n_tenants;
+    struct sy_tenant_key *tenant_keys; /* every tenant's key digests, tenant after tenant */
+    size_t n_tenant_keys;
+    enum sy_auth_mode auth_mode; /* default: keys when there are tenants, else open */
 
     struct sy_name_index provider_index;
     struct sy_name_index model_index;
-    struct sy_name_index route_index; /* keyed by match_model */
+    struct sy_name_index route_index;  /* keyed by match_model */
+    struct sy_name_index tenant_index; /* keyed by tenant name */
+    struct sy_name_index key_index;    /* into tenant_keys, keyed by the digest itself */
 };
 
 /* Compiles <src> (<len> bytes, YAML or JSON; JSON is YAML's subset and is detected by a
@@ -212,6 +248,9 @@ const char *sy_provider_kind_name(enum sy_provider_kind kind);
 /* Returns the policy spelling of <s> ("lowest_cost"), or "unknown". */
 const char *sy_strategy_name(enum sy_strategy s);
 
+/* Returns the policy spelling of <mode> ("keys"), or "unknown". */
+const char *sy_auth_mode_name(enum sy_auth_mode mode);
+
 /* True when <m> has no condition at all, so it matches every request (the compiler refuses
  * such a route as default_route: it would take every request before the default applies). */
 bool sy_match_is_empty(const struct sy_match *m);
@@ -227,5 +266,12 @@ const struct sy_model *sy_policy_find_model(const struct sy_policy *pol, const c
 /* The route whose match.model equals <requested_model>, or NULL. */
 const struct sy_route *sy_policy_find_route(const struct sy_policy *pol,
                                             const char *requested_model);
+const struct sy_tenant *sy_policy_find_tenant(const struct sy_policy *pol, const char *name);
+
+/* The tenant one of whose keys has the SHA-256 digest <sha256>, or NULL. The digests are
+ * compared in constant time (CRYPTO_memcmp); the probe sequence depends only on the digest
+ * of the presented key, which tells a caller nothing about the stored ones. Any thread. */
+const struct sy_tenant *sy_policy_find_tenant_by_key(const struct sy_policy *pol,
+                                                     const uint8_t sha256[SY_SHA256_LEN]);
 
 #endif

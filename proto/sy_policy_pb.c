@@ -1,9 +1,10 @@
 /* proto/sy_policy_pb.c - compiled policy <-> switchyard.v1.Policy. Stateless.
  *
  * Packing points the message's strings (and string lists) into the policy, which outlives
- * the message; only the message structs and pointer arrays are allocated, and freed by
- * free_pb(). Unpacking goes message -> the policy document as a cJSON tree -> the compiler,
- * so a message is checked exactly like a policy file. */
+ * the message; only the message structs, pointer arrays and the hex text of the tenants'
+ * key digests are allocated, and freed by free_pb(). Unpacking goes message -> the policy
+ * document as a cJSON tree -> the compiler, so a message is checked exactly like a policy
+ * file. */
 #include "sy_policy_pb.h"
 
 #include <stdlib.h>
@@ -47,6 +48,13 @@ struct pb_build {
     Switchyard__V1__DoubleValue budget_ratio;
     Switchyard__V1__Int64Value budget_min_per_second;
     Switchyard__V1__Int64Value max_retry_after_ms;
+    Switchyard__V1__Tenant *tenants;
+    Switchyard__V1__Tenant **tenant_ptrs;
+    char (*digests)[2 * SY_SHA256_LEN + 1]; /* every tenant's keys as hex, back to back */
+    char **digest_ptrs;
+    Switchyard__V1__Label *labels;
+    Switchyard__V1__Label **label_ptrs;
+    Switchyard__V1__Auth auth;
 };
 
 static void free_pb(struct pb_build *b)
@@ -68,6 +76,12 @@ static void free_pb(struct pb_build *b)
     free(b->keyword_ptrs);
     free(b->regex);
     free(b->regex_ptrs);
+    free(b->tenants);
+    free(b->tenant_ptrs);
+    free(b->digests);
+    free(b->digest_ptrs);
+    free(b->labels);
+    free(b->label_ptrs);
 }
 
 static char *str(const char *s)
@@ -282,6 +296,51 @@ static void build_resilience(const struct sy_resilience *src, struct pb_build *b
     b->msg.resilience = &b->resilience;
 }
 
+static void build_tenants(const struct sy_policy *pol, struct pb_build *b)
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t n_labels = 0, l = 0;
+
+    for (size_t i = 0; i < pol->n_tenants; i++)
+        n_labels += pol->tenants[i].n_labels;
+    b->tenants = sy_xcalloc(pol->n_tenants + 1, sizeof(*b->tenants));
+    b->tenant_ptrs = sy_xcalloc(pol->n_tenants + 1, sizeof(*b->tenant_ptrs));
+    b->digests = sy_xcalloc(pol->n_tenant_keys + 1, sizeof(*b->digests));
+    b->digest_ptrs = sy_xcalloc(pol->n_tenant_keys + 1, sizeof(*b->digest_ptrs));
+    b->labels = sy_xcalloc(n_labels + 1, sizeof(*b->labels));
+    b->label_ptrs = sy_xcalloc(n_labels + 1, sizeof(*b->label_ptrs));
+    for (size_t k = 0; k < pol->n_tenant_keys; k++) {
+        const uint8_t *d = pol->tenant_keys[k].sha256;
+        for (size_t j = 0; j < SY_SHA256_LEN; j++) {
+            b->digests[k][2 * j] = hex[d[j] >> 4];
+            b->digests[k][2 * j + 1] = hex[d[j] & 15];
+        }
+        b->digest_ptrs[k] = b->digests[k];
+    }
+    for (size_t i = 0; i < pol->n_tenants; i++) {
+        const struct sy_tenant *src = &pol->tenants[i];
+        Switchyard__V1__Tenant *m = &b->tenants[i];
+        switchyard__v1__tenant__init(m);
+        m->name = str(src->name);
+        m->n_api_keys_sha256 = src->n_keys;
+        m->api_keys_sha256 = &b->digest_ptrs[src->first_key];
+        m->n_labels = src->n_labels;
+        m->labels = &b->label_ptrs[l];
+        for (size_t k = 0; k < src->n_labels; k++, l++) {
+            switchyard__v1__label__init(&b->labels[l]);
+            b->labels[l].key = str(src->labels[k].key);
+            b->labels[l].value = str(src->labels[k].value);
+            b->label_ptrs[l] = &b->labels[l];
+        }
+        b->tenant_ptrs[i] = m;
+    }
+    b->msg.n_tenants = pol->n_tenants;
+    b->msg.tenants = b->tenant_ptrs;
+    switchyard__v1__auth__init(&b->auth);
+    b->auth.mode = str(sy_auth_mode_name(pol->auth_mode));
+    b->msg.auth = &b->auth;
+}
+
 static void build_pb(const struct sy_policy *pol, struct pb_build *b)
 {
     memset(b, 0, sizeof(*b));
@@ -290,6 +349,7 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
     build_models(pol, b);
     build_routes(pol, b);
     build_resilience(&pol->resilience, b);
+    build_tenants(pol, b);
 
     switchyard__v1__server_limits__init(&b->server);
     b->server.max_body_bytes = pol->server.max_body_bytes;
@@ -455,6 +515,31 @@ static void resilience_to_json(const Switchyard__V1__Resilience *r, cJSON *root)
     add_int64(o, "max_retry_after_ms", r->max_retry_after_ms);
 }
 
+static void tenants_to_json(const Switchyard__V1__Policy *msg, cJSON *root)
+{
+    cJSON *arr;
+
+    if (msg->n_tenants) {
+        arr = cJSON_AddArrayToObject(root, "tenants");
+        for (size_t i = 0; i < msg->n_tenants; i++) {
+            const Switchyard__V1__Tenant *t = msg->tenants[i];
+            cJSON *o = cJSON_CreateObject(), *keys;
+            cJSON_AddItemToArray(arr, o);
+            add_str(o, "name", t->name);
+            keys = cJSON_AddArrayToObject(o, "api_keys_sha256"); /* kept when empty: refused */
+            for (size_t k = 0; k < t->n_api_keys_sha256; k++)
+                cJSON_AddItemToArray(keys, cJSON_CreateString(t->api_keys_sha256[k]));
+            if (t->n_labels) {
+                cJSON *ls = cJSON_AddObjectToObject(o, "labels");
+                for (size_t k = 0; k < t->n_labels; k++)
+                    cJSON_AddStringToObject(ls, t->labels[k]->key, t->labels[k]->value);
+            }
+        }
+    }
+    if (msg->auth && msg->auth->mode && *msg->auth->mode)
+        add_str(cJSON_AddObjectToObject(root, "auth"), "mode", msg->auth->mode);
+}
+
 /* The message as the policy document it was compiled from (canonical form). */
 static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
 {
@@ -511,6 +596,7 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
         add_num(s, "idle_timeout_ms", msg->server->idle_timeout_ms);
         add_num(s, "max_connections", msg->server->max_connections);
     }
+    tenants_to_json(msg, root);
     return root;
 }
 

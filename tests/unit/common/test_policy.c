@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "sy_json.h"
 #include "sy_policy.h"
 #include "sy_util.h"
@@ -247,7 +249,7 @@ static void test_top_level_errors(void **state)
     expect_err(BASE "server: [1]\n", "server: expected a mapping, got a list");
     expect_err(BASE "provders: []\n", "policy: unknown key \"provders\" (expected one of: "
                                       "providers, models, routes, default_route, resilience, "
-                                      "server)");
+                                      "server, tenants, auth)");
 }
 
 static void test_unknown_keys_everywhere(void **state)
@@ -1187,6 +1189,275 @@ static void test_routing_errors_reported_together(void **state)
     free(err);
 }
 
+/* SHA-256 of "sk-acme-1", "sk-acme-2" and "sk-beta-1" (sha256sum). */
+#define H_ACME1 "819685611e044dc4918e558945f580790befd0786cc2fb36e3417477ed704a3d"
+#define H_ACME2 "e13ec0cb85b1e9b4c68f9ab2eb9abeed3376e468aa136fcfbac7c29ca02d6a08"
+#define H_BETA1 "1d2df9ceab14124d795d51c02facc58d787e4a097532d69546d3db544ffddb53"
+#define TENANTS                                                                                    \
+    "tenants:\n"                                                                                   \
+    "  - name: acme\n"                                                                             \
+    "    api_keys_sha256: [\"" H_ACME1 "\", \"" H_ACME2 "\"]\n"                                    \
+    "    labels: {team: search, feature: \"autocomplete v2\"}\n"                                   \
+    "  - {name: beta, api_keys_sha256: [\"" H_BETA1 "\"]}\n"
+
+static const struct sy_tenant *tenant_of_key(const struct sy_policy *pol, const char *key)
+{
+    uint8_t d[SY_SHA256_LEN];
+    unsigned int n = 0;
+
+    assert_true(EVP_Digest(key, strlen(key), d, &n, EVP_sha256(), NULL));
+    assert_int_equal(n, SY_SHA256_LEN);
+    return sy_policy_find_tenant_by_key(pol, d);
+}
+
+static void test_tenants(void **state)
+{
+    struct sy_policy *pol = compile_ok(BASE TENANTS);
+    const struct sy_tenant *acme, *beta;
+    char *json;
+
+    (void)state;
+    assert_int_equal(pol->n_tenants, 2);
+    assert_int_equal(pol->n_tenant_keys, 3);
+    assert_int_equal(pol->auth_mode, SY_AUTH_KEYS); /* tenants, no auth: keys */
+    acme = sy_policy_find_tenant(pol, "acme");
+    beta = sy_policy_find_tenant(pol, "beta");
+    assert_ptr_equal(acme, &pol->tenants[0]);
+    assert_ptr_equal(beta, &pol->tenants[1]);
+    assert_null(sy_policy_find_tenant(pol, "gamma"));
+    assert_int_equal(acme->n_keys, 2);
+    assert_int_equal(acme->first_key, 0);
+    assert_int_equal(beta->first_key, 2);
+    assert_int_equal(acme->n_labels, 2);
+    assert_string_equal(acme->labels[0].key, "team");
+    assert_string_equal(acme->labels[0].value, "search");
+    assert_string_equal(acme->labels[1].key, "feature");
+    assert_string_equal(acme->labels[1].value, "autocomplete v2");
+    assert_int_equal(beta->n_labels, 0);
+
+    assert_ptr_equal(tenant_of_key(pol, "sk-acme-1"), acme);
+    assert_ptr_equal(tenant_of_key(pol, "sk-acme-2"), acme);
+    assert_ptr_equal(tenant_of_key(pol, "sk-beta-1"), beta);
+    assert_null(tenant_of_key(pol, "sk-acme-3"));
+    assert_null(tenant_of_key(pol, ""));
+    assert_null(tenant_of_key(pol, H_ACME1)); /* the digest is not the key */
+
+    json = assert_round_trip(pol);
+    assert_has(json,
+               "\"tenants\": [{\n      \"name\": \"acme\",\n      \"api_keys_sha256\": [\"" H_ACME1
+               "\", \"" H_ACME2 "\"],\n      \"labels\": {\n        \"team\": \"search\",\n"
+               "        \"feature\": \"autocomplete v2\"\n      }\n    }, {\n      \"name\": "
+               "\"beta\",\n      \"api_keys_sha256\": [\"" H_BETA1 "\"],\n      \"labels\": "
+               "{\n      }\n    }],\n  \"auth\": {\n    \"mode\": \"keys\"\n  }\n}");
+    free(json);
+    sy_policy_unref(pol);
+}
+
+static void test_auth_modes(void **state)
+{
+    struct sy_policy *pol;
+    char *json;
+
+    (void)state;
+    /* no tenants: open, and the canonical form says so */
+    pol = compile_ok(BASE);
+    assert_int_equal(pol->auth_mode, SY_AUTH_OPEN);
+    assert_int_equal(pol->n_tenants, 0);
+    assert_null(sy_policy_find_tenant(pol, "acme"));
+    assert_null(tenant_of_key(pol, "sk-acme-1"));
+    json = assert_round_trip(pol);
+    assert_has(json, "\"tenants\": [],\n  \"auth\": {\n    \"mode\": \"open\"\n  }\n}");
+    free(json);
+    sy_policy_unref(pol);
+
+    /* open access with tenants: keys still name tenants, none is required */
+    pol = compile_ok(BASE TENANTS "auth: {mode: open}\n");
+    assert_int_equal(pol->auth_mode, SY_AUTH_OPEN);
+    assert_ptr_equal(tenant_of_key(pol, "sk-beta-1"), &pol->tenants[1]);
+    json = assert_round_trip(pol);
+    assert_has(json, "\"mode\": \"open\"");
+    free(json);
+    sy_policy_unref(pol);
+
+    pol = compile_ok(BASE TENANTS "auth: {mode: keys}\n");
+    assert_int_equal(pol->auth_mode, SY_AUTH_KEYS);
+    sy_policy_unref(pol);
+    pol = compile_ok(BASE "tenants: []\nauth: {}\n");
+    assert_int_equal(pol->auth_mode, SY_AUTH_OPEN);
+    sy_policy_unref(pol);
+    assert_string_equal(sy_auth_mode_name(SY_AUTH_KEYS), "keys");
+    assert_string_equal(sy_auth_mode_name((enum sy_auth_mode)7), "unknown");
+}
+
+/* Digests are normalised: upper-case hex, key order and a spelled-out default mode print
+ * the same canonical text. */
+static void test_tenants_canonical(void **state)
+{
+    struct sy_policy *a = compile_ok(BASE TENANTS);
+    struct sy_policy *b;
+    char upper[sizeof(H_ACME1)], *src, *ja, *jb;
+    size_t i;
+
+    (void)state;
+    for (i = 0; i < sizeof(upper); i++)
+        upper[i] = (char)(H_ACME1[i] >= 'a' && H_ACME1[i] <= 'f' ? H_ACME1[i] - 32 : H_ACME1[i]);
+    src = sy_xasprintf(BASE "auth: {mode: keys}\n"
+                            "tenants:\n"
+                            "  - labels: {team: search, feature: autocomplete v2}\n"
+                            "    api_keys_sha256: [\"%s\", \"" H_ACME2 "\"]\n"
+                            "    name: acme\n"
+                            "  - {name: beta, api_keys_sha256: [\"" H_BETA1 "\"], labels: {}}\n",
+                       upper);
+    b = compile_ok(src);
+    ja = sy_policy_to_json(a);
+    jb = sy_policy_to_json(b);
+    assert_string_equal(ja, jb);
+    assert_null(strstr(jb, upper));
+    free(ja);
+    free(jb);
+    free(src);
+    sy_policy_unref(a);
+    sy_policy_unref(b);
+}
+
+static void test_tenant_errors(void **state)
+{
+    char *err, *src;
+    size_t i;
+
+    (void)state;
+    expect_err(BASE "tenants: {acme: 1}\n", "tenants: expected a list, got a mapping");
+    expect_err(BASE "tenants: [acme]\n", "tenants[0]: expected a mapping, got a string");
+    expect_err(BASE "tenants: [{api_keys_sha256: [\"" H_ACME1 "\"]}]\n",
+               "tenants[0].name: is required");
+    expect_err(BASE "tenants: [{name: a}]\n",
+               "tenants[0].api_keys_sha256: is required (a non-empty list)");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: []}]\n",
+               "tenants[0].api_keys_sha256: must not be empty (a tenant without keys cannot call)");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: \"" H_ACME1 "\"}]\n",
+               "tenants[0].api_keys_sha256: expected a list, got a string");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: [\"" H_ACME1 "\"], key: x}]\n",
+               "tenants[0]: unknown key \"key\" (expected one of: name, api_keys_sha256, labels)");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: [12]}]\n",
+               "tenants[0].api_keys_sha256[0]: expected a string (64 hex digits, quoted), got a "
+               "number");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: [\"" H_ACME1 "\"]},\n"
+                    "          {name: a, api_keys_sha256: [\"" H_BETA1 "\"]}]\n",
+               "tenants[1].name: duplicate tenant \"a\" (also tenants[0])");
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: [\"" H_ACME1 "\", \"" H_ACME1 "\"]}]\n",
+               "tenants[0].api_keys_sha256[1]: the same key is already "
+               "tenants[0].api_keys_sha256[0] (a key names one tenant)");
+    /* unique across tenants, whatever the case of the hex digits */
+    expect_err(BASE "tenants: [{name: a, api_keys_sha256: [\"" H_BETA1 "\", \"" H_ACME1 "\"]},\n"
+                    "          {name: b, api_keys_sha256: "
+                    "[\"819685611E044DC4918E558945F580790BEFD0786CC2FB36E3417477ED704A3D\"]}]\n",
+               "tenants[1].api_keys_sha256[0]: the same key is already "
+               "tenants[0].api_keys_sha256[1]");
+
+    /* a plaintext key where its digest belongs is refused without being echoed */
+    err = compile_err(BASE "tenants: [{name: a, api_keys_sha256: [sk-live-secret-123]}]\n");
+    assert_has(err, "tenants[0].api_keys_sha256[0]: expected the SHA-256 of a key as 64 hex "
+                    "digits (printf %s \"$KEY\" | sha256sum), got 18 characters that are not; "
+                    "never write the key itself here");
+    assert_null(strstr(err, "sk-live"));
+    free(err);
+    /* 64 characters, not all hex */
+    err = compile_err(BASE
+                      "tenants: [{name: a, api_keys_sha256: "
+                      "[\"g19685611e044dc4918e558945f580790befd0786cc2fb36e3417477ed704a3d\"]}]\n");
+    assert_has(err, "got 64 characters that are not");
+    assert_null(strstr(err, "g196"));
+    free(err);
+
+    {
+        char *keys = sy_xcalloc(65, 70), *p = keys;
+
+        for (i = 0; i < 65; i++)
+            p += snprintf(p, 70, "%s\"%064zx\"", i ? ", " : "", i);
+        src = sy_xasprintf(BASE "tenants: [{name: a, api_keys_sha256: [%s]}]\n", keys);
+        expect_err(src, "tenants[0].api_keys_sha256: at most 64 keys, got 65");
+        free(src);
+        free(keys);
+    }
+}
+
+static void test_label_errors(void **state)
+{
+    (void)state;
+#define TENANT_WITH_LABELS(l)                                                                      \
+    BASE "tenants: [{name: a, api_keys_sha256: [\"" H_ACME1 "\"], labels: " l "}]\n"
+    expect_err(TENANT_WITH_LABELS("[team]"), "tenants[0].labels: expected a mapping, got a list");
+    expect_err(TENANT_WITH_LABELS("{team: 5}"),
+               "tenants[0].labels.team: expected a string, got a number");
+    expect_err(TENANT_WITH_LABELS("{team: \"\"}"),
+               "tenants[0].labels.team: must be 1 to 128 bytes long");
+    expect_err(TENANT_WITH_LABELS("{team: \"a\\tb\"}"),
+               "tenants[0].labels.team: must not contain control characters");
+    expect_err(TENANT_WITH_LABELS("{cost-center: x}"),
+               "tenants[0].labels: \"cost-center\" is not a label name (1 to 32 letters, digits "
+               "and '_', not starting with a digit)");
+    expect_err(TENANT_WITH_LABELS("{1team: x}"), "\"1team\" is not a label name");
+    expect_err(TENANT_WITH_LABELS("{abcdefghijabcdefghijabcdefghijabc: x}"),
+               "\"abcdefghijabcdefghijabcdefghijabc\" is not a label name");
+    expect_err(TENANT_WITH_LABELS("{a: 1, b: 2, c: 3, d: 4, e: 5, f: 6, g: 7, h: 8, i: 9}"),
+               "tenants[0].labels: at most 8 labels, got 9");
+    expect_err(
+        TENANT_WITH_LABELS("{team: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                           "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa}"),
+        "tenants[0].labels.team: must be 1 to 128 bytes long");
+#undef TENANT_WITH_LABELS
+}
+
+static void test_auth_errors(void **state)
+{
+    char *err;
+
+    (void)state;
+    expect_err(BASE "auth: open\n", "auth: expected a mapping, got a string");
+    expect_err(BASE "auth: {mode: none}\n",
+               "auth.mode: unknown mode \"none\" (accepted: open, keys)");
+    expect_err(BASE "auth: {mode: true}\n", "auth.mode: expected a string, got a boolean");
+    expect_err(BASE "auth: {mod: open}\n", "auth: unknown key \"mod\" (expected one of: mode)");
+    expect_err(BASE "auth: {mode: keys}\n",
+               "auth.mode: keys needs at least one tenant with api_keys_sha256 (add tenants, or "
+               "use mode: open)");
+    expect_err(BASE "tenants: []\nauth: {mode: keys}\n", "auth.mode: keys needs at least one");
+
+    /* every problem at once, each with its path */
+    err = compile_err(BASE "tenants:\n"
+                           "  - {name: \"\", api_keys_sha256: [x], labels: {\"a b\": c}}\n"
+                           "  - {name: b, api_keys_sha256: []}\n"
+                           "auth: {mode: closed}\n");
+    assert_has(err, "tenants[0].name: must not be empty");
+    assert_has(err, "tenants[0].api_keys_sha256[0]: expected the SHA-256 of a key");
+    assert_has(err, "tenants[0].labels: \"a b\" is not a label name");
+    assert_has(err, "tenants[1].api_keys_sha256: must not be empty");
+    assert_has(err, "auth.mode: unknown mode \"closed\"");
+    assert_int_equal(count_lines(err), 5);
+    free(err);
+}
+
+/* Trees that did not come through the parsers can repeat a label. */
+static void test_tenant_json_duplicates(void **state)
+{
+    const char *src = "{\"providers\": [{\"name\": \"p\", \"base_url\": \"http://h\"}],"
+                      " \"models\": [{\"name\": \"m\", \"provider\": \"p\"}],"
+                      " \"tenants\": [{\"name\": \"a\", \"api_keys_sha256\": [\"" H_ACME1 "\"],"
+                      " \"labels\": {\"team\": \"x\"}}]}";
+    cJSON *tree = cJSON_Parse(src), *labels;
+    char *err = NULL;
+
+    (void)state;
+    assert_non_null(tree);
+    labels =
+        cJSON_GetObjectItem(cJSON_GetArrayItem(cJSON_GetObjectItem(tree, "tenants"), 0), "labels");
+    cJSON_AddStringToObject(labels, "team", "y");
+    assert_null(sy_policy_compile_json(tree, &err));
+    assert_has(err, "tenants[0].labels.team: given more than once");
+    free(err);
+    cJSON_Delete(tree);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1224,6 +1495,13 @@ int main(void)
         cmocka_unit_test(test_provider_region_compliance_errors),
         cmocka_unit_test(test_resilience_errors),
         cmocka_unit_test(test_routing_errors_reported_together),
+        cmocka_unit_test(test_tenants),
+        cmocka_unit_test(test_auth_modes),
+        cmocka_unit_test(test_tenants_canonical),
+        cmocka_unit_test(test_tenant_errors),
+        cmocka_unit_test(test_label_errors),
+        cmocka_unit_test(test_auth_errors),
+        cmocka_unit_test(test_tenant_json_duplicates),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -67,6 +67,20 @@ static const char routing_src[] =
     "  retry_budget: {ratio: 0, min_per_second: 0}\n"
     "  max_retry_after_ms: 0\n";
 
+/* Tenants with labels and open access: key digests travel as hex, never as keys. */
+static const char tenants_src[] =
+    "providers: [{name: p1, base_url: \"http://127.0.0.1:1/v1\"}]\n"
+    "models: [{name: a, provider: p1}]\n"
+    "tenants:\n"
+    "  - name: acme\n"
+    "    api_keys_sha256:\n"
+    "      - \"819685611E044DC4918E558945F580790BEFD0786CC2FB36E3417477ED704A3D\"\n"
+    "      - \"e13ec0cb85b1e9b4c68f9ab2eb9abeed3376e468aa136fcfbac7c29ca02d6a08\"\n"
+    "    labels: {team: search, feature: autocomplete}\n"
+    "  - {name: beta, api_keys_sha256: "
+    "[\"1d2df9ceab14124d795d51c02facc58d787e4a097532d69546d3db544ffddb53\"]}\n"
+    "auth: {mode: open}\n";
+
 /* Packs the policy compiled from <text>, unpacks it, and checks both print the same. */
 static struct sy_policy *roundtrip(const char *text)
 {
@@ -142,6 +156,93 @@ static void test_roundtrip_routing(void **state)
     assert_int_equal(back->resilience.retry_budget_min_per_s, 0);
     assert_int_equal(back->resilience.max_retry_after_ms, 0);
     sy_policy_unref(back);
+}
+
+static void test_roundtrip_tenants(void **state)
+{
+    struct sy_policy *back = roundtrip(tenants_src);
+    const struct sy_tenant *acme;
+    (void)state;
+
+    assert_int_equal(back->n_tenants, 2);
+    assert_int_equal(back->n_tenant_keys, 3);
+    assert_int_equal(back->auth_mode, SY_AUTH_OPEN);
+    acme = sy_policy_find_tenant(back, "acme");
+    assert_non_null(acme);
+    assert_int_equal(acme->n_keys, 2);
+    assert_int_equal(acme->n_labels, 2);
+    assert_string_equal(acme->labels[1].key, "feature");
+    assert_string_equal(acme->labels[1].value, "autocomplete");
+    assert_int_equal(back->tenant_keys[0].sha256[0], 0x81);
+    assert_ptr_equal(sy_policy_find_tenant_by_key(back, back->tenant_keys[2].sha256),
+                     sy_policy_find_tenant(back, "beta"));
+    sy_policy_unref(back);
+
+    /* the defaults: keys with tenants, open without */
+    back = roundtrip("providers: [{name: p1, base_url: \"http://h\"}]\n"
+                     "models: [{name: a, provider: p1}]\n"
+                     "tenants: [{name: t, api_keys_sha256: "
+                     "[\"1d2df9ceab14124d795d51c02facc58d787e4a097532d69546d3db544ffddb53\"]}]\n");
+    assert_int_equal(back->auth_mode, SY_AUTH_KEYS);
+    sy_policy_unref(back);
+    back = roundtrip(src);
+    assert_int_equal(back->auth_mode, SY_AUTH_OPEN);
+    assert_int_equal(back->n_tenants, 0);
+    sy_policy_unref(back);
+}
+
+/* An older control plane sends no auth message: the default mode applies. A bad tenant in
+ * a message gets the compiler's field-path errors. */
+static void test_tenant_messages(void **state)
+{
+    Switchyard__V1__Policy msg = SWITCHYARD__V1__POLICY__INIT;
+    Switchyard__V1__Provider prov = SWITCHYARD__V1__PROVIDER__INIT;
+    Switchyard__V1__Provider *provs[1] = {&prov};
+    Switchyard__V1__Model model = SWITCHYARD__V1__MODEL__INIT;
+    Switchyard__V1__Model *models[1] = {&model};
+    Switchyard__V1__Tenant tenant = SWITCHYARD__V1__TENANT__INIT;
+    Switchyard__V1__Tenant *tenants[1] = {&tenant};
+    Switchyard__V1__Label label = SWITCHYARD__V1__LABEL__INIT;
+    Switchyard__V1__Label *labels[1] = {&label};
+    Switchyard__V1__Auth auth = SWITCHYARD__V1__AUTH__INIT;
+    char *keys[1] = {(char *)"1d2df9ceab14124d795d51c02facc58d787e4a097532d69546d3db544ffddb53"};
+    struct sy_policy *pol;
+    char *err = NULL;
+    (void)state;
+
+    prov.name = (char *)"p";
+    prov.base_url = (char *)"http://h";
+    model.name = (char *)"m";
+    model.provider = (char *)"p";
+    tenant.name = (char *)"t";
+    tenant.n_api_keys_sha256 = 1;
+    tenant.api_keys_sha256 = keys;
+    msg.n_providers = 1;
+    msg.providers = provs;
+    msg.n_models = 1;
+    msg.models = models;
+    msg.n_tenants = 1;
+    msg.tenants = tenants;
+    pol = sy_policy_from_pb(&msg, &err);
+    if (!pol)
+        fail_msg("%s", err);
+    assert_int_equal(pol->auth_mode, SY_AUTH_KEYS);
+    sy_policy_unref(pol);
+
+    keys[0] = (char *)"sk-plaintext";
+    label.key = (char *)"a-b";
+    label.value = (char *)"x";
+    tenant.n_labels = 1;
+    tenant.labels = labels;
+    auth.mode = (char *)"closed";
+    msg.auth = &auth;
+    assert_null(sy_policy_from_pb(&msg, &err));
+    assert_non_null(err);
+    assert_non_null(strstr(err, "tenants[0].api_keys_sha256[0]: expected the SHA-256 of a key"));
+    assert_null(strstr(err, "sk-plaintext"));
+    assert_non_null(strstr(err, "tenants[0].labels: \"a-b\" is not a label name"));
+    assert_non_null(strstr(err, "auth.mode: unknown mode \"closed\""));
+    free(err);
 }
 
 static void test_garbage_refused(void **state)
@@ -240,6 +341,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip),
         cmocka_unit_test(test_roundtrip_routing),
+        cmocka_unit_test(test_roundtrip_tenants),
+        cmocka_unit_test(test_tenant_messages),
         cmocka_unit_test(test_garbage_refused),
         cmocka_unit_test(test_invalid_policy_message),
         cmocka_unit_test(test_invalid_routing_message),
