@@ -1103,7 +1103,8 @@ static void write_head(struct sy_http_req *req, int status, const char *content_
         n = 0;
     }
     if (req->resp_len + 2 <= sizeof(head) - (size_t)n) {
-        memcpy(head + n, req->resp_headers, req->resp_len);
+        if (req->resp_len)
+            memcpy(head + n, req->resp_headers, req->resp_len);
         memcpy(head + n + req->resp_len, "\r\n", 2);
         evbuffer_add(out, head, (size_t)n + req->resp_len + 2);
     } else {

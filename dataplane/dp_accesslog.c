@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sy_policy.h"
 #include "sy_util.h"
 
 void dp_json_escape_into(char *buf, size_t cap, size_t *off, const char *s)
@@ -71,9 +72,38 @@ static void put_tokens(char *buf, size_t cap, size_t *off, const char *key, int6
         put(buf, cap, off, ",\"%s\":%" PRId64, key, v);
 }
 
+/* "tenant", its labels, "tags" as a list and "user": who a request is billed to. */
+static void put_caller(char *buf, size_t cap, size_t *off, const struct dp_access_entry *e)
+{
+    const char *t = e->tags;
+    char tag[128];
+    size_t i, n;
+
+    put_str(buf, cap, off, "tenant", e->tenant ? e->tenant->name : NULL);
+    put(buf, cap, off, ",\"tenant_labels\":{");
+    for (i = 0; e->tenant && i < e->tenant->n_labels; i++) {
+        put(buf, cap, off, "%s\"", i ? "," : "");
+        dp_json_escape_into(buf, cap, off, e->tenant->labels[i].key);
+        put(buf, cap, off, "\":\"");
+        dp_json_escape_into(buf, cap, off, e->tenant->labels[i].value);
+        put(buf, cap, off, "\"");
+    }
+    put(buf, cap, off, "},\"tags\":[");
+    for (i = 0; t && *t; i++) {
+        n = strcspn(t, ",");
+        snprintf(tag, sizeof(tag), "%.*s", (int)n, t);
+        put(buf, cap, off, "%s\"", i ? "," : "");
+        dp_json_escape_into(buf, cap, off, tag);
+        put(buf, cap, off, "\"");
+        t += n + (t[n] == ',');
+    }
+    put(buf, cap, off, "]");
+    put_str(buf, cap, off, "user", e->user);
+}
+
 void dp_access_log(int fd, const struct dp_access_entry *e)
 {
-    char line[4096];
+    char line[8192];
     size_t off = 0;
     uint64_t now = sy_wall_us();
     time_t sec = (time_t)(now / 1000000u);
@@ -93,6 +123,7 @@ void dp_access_log(int fd, const struct dp_access_entry *e)
     put_str(line, sizeof(line), &off, "provider", e->provider);
     put_str(line, sizeof(line), &off, "model", e->model);
     put_str(line, sizeof(line), &off, "policy_version", e->policy_version);
+    put_caller(line, sizeof(line), &off, e);
     put(line, sizeof(line), &off,
         ",\"status\":%d,\"stream\":%s,\"latency_us\":%" PRIu64 ",\"ttft_us\":%" PRIu64, e->status,
         e->stream ? "true" : "false", e->latency_us, e->ttft_us);
@@ -101,6 +132,8 @@ void dp_access_log(int fd, const struct dp_access_entry *e)
     put_tokens(line, sizeof(line), &off, "cached_tokens", e->cached_tokens);
     put(line, sizeof(line), &off, ",\"cost_usd\":%.8f,\"bytes_in\":%zu,\"bytes_out\":%zu",
         e->cost_usd, e->bytes_in, e->bytes_out);
+    put(line, sizeof(line), &off, ",\"attempts\":%d", e->attempts);
+    put_str(line, sizeof(line), &off, "chain", e->chain);
     put_str(line, sizeof(line), &off, "error", e->error);
     if (off > sizeof(line) - 3)
         off = sizeof(line) - 3;

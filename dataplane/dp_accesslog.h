@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct sy_tenant;
+
 struct dp_access_entry {
     const char *request_id;
     const char *peer;
@@ -29,7 +31,14 @@ struct dp_access_entry {
     double cost_usd;
     size_t bytes_in;
     size_t bytes_out;
+    int attempts;      /* upstream attempts started (retries, fallbacks, hedges) */
+    const char *chain; /* "model:result,..." or NULL */
     const char *error; /* short reason for failures, or NULL */
+
+    /* Who asked (dp_auth.h, filled by dp_caller_log). */
+    const struct sy_tenant *tenant; /* NULL = anonymous */
+    const char *tags;               /* attribution tags "a,b", or NULL */
+    const char *user;               /* the body's "user", or NULL */
 };
 
 /* Writes <e> as one line to <fd>; does nothing when fd < 0. */

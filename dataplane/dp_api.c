@@ -12,8 +12,10 @@
 #include <cJSON.h>
 
 #include "dp_accesslog.h"
+#include "dp_auth.h"
 #include "dp_chat.h"
 #include "dp_errors.h"
+#include "dp_metrics.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
 #include "dp_worker.h"
@@ -56,6 +58,7 @@ static void log_simple(struct dp_worker *w, struct sy_http_req *req, const char 
         .cached_tokens = -1,
         .bytes_out = bytes_out,
         .error = error,
+        .tenant = dp_auth_tenant(req),
     };
     sy_http_req_body(req, &in);
     e.bytes_in = in;
@@ -114,7 +117,7 @@ static const struct endpoint endpoints[] = {
     {"/v1/chat/completions", SY_HTTP_POST, "POST"}, {"/v1/models", SY_HTTP_GET, "GET, HEAD"},
     {"/healthz", SY_HTTP_GET, "GET, HEAD"},         {"/readyz", SY_HTTP_GET, "GET, HEAD"},
     {"/v1/completions", SY_HTTP_POST, "POST"},      {"/v1/embeddings", SY_HTTP_POST, "POST"},
-    {"/v1/messages", SY_HTTP_POST, "POST"},
+    {"/v1/messages", SY_HTTP_POST, "POST"},         {"/metrics", SY_HTTP_GET, "GET, HEAD"},
 };
 
 void dp_api_handle(struct sy_http_req *req, void *arg)
@@ -156,6 +159,18 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
                         sy_http_req_method_name(req), path, ep->allow);
         return;
     }
+    /* Every /v1/ endpoint needs a gateway key unless the policy is open; probes never do. */
+    if (strncmp(path, "/v1/", 4) == 0) {
+        const char *code;
+        int status, rc;
+
+        rc = dp_auth_request(req, snap ? snap->policy : NULL, &status, &code);
+        if (rc < 0) {
+            log_simple(w, req, id, status, 0, code);
+            dp_auth_reply(req, rc);
+            return;
+        }
+    }
 
     if (ep == &endpoints[0]) {
         dp_chat_handle(w, req, id, DP_API_CHAT);
@@ -168,6 +183,8 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
     } else if (ep == &endpoints[1]) {
         log_simple(w, req, id, 200, 0, NULL);
         handle_models(w, req);
+    } else if (ep == &endpoints[7]) {
+        dp_metrics_handle(w, req); /* not access-logged: scrapes would drown the traffic */
     } else if (ep == &endpoints[2]) {
         /* Probes are not access-logged: they would drown the traffic. */
         reply_json(req, 200, "{\"status\":\"ok\"}");
@@ -180,4 +197,5 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
         else
             reply_json(req, 200, "{\"status\":\"ready\"}");
     }
+    dp_auth_done();
 }

@@ -1,12 +1,17 @@
-/* dataplane/dp_chat.c - one model call: client -> provider -> client, for chat
- * completions, legacy completions and embeddings.
+/* dataplane/dp_chat.c - one model call: client -> provider(s) -> client, for chat
+ * completions, legacy completions, embeddings and Anthropic-style messages.
  *
- * Lifecycle: dp_chat_handle() validates and routes, the provider adapter builds the
- * upstream request, and one upstream call starts. The exchange ends exactly once, in
- * chat_end(), from one of: the upstream call finished (up_on_done), or the client went
- * away (on_client_abort, which cancels the call). Nothing is sent to the client before the
- * provider's first byte of a successful answer, so a retry or fallback stays possible;
- * after that, failures become an SSE error event. Worker thread only.
+ * An exchange validates and routes the request into a plan (dp_router: ordered targets,
+ * then fallbacks), then runs attempts: one upstream call each, through the target's
+ * provider adapter. Before anything reached the client, a failed attempt may be retried
+ * on the same target (retryable errors, backoff with full jitter, Retry-After honoured up
+ * to a cap) or handed to the next candidate (fallback), within the retry budget and the
+ * route's total deadline; with hedging, a second attempt races the first when it is slow
+ * to answer. The first attempt to produce its first byte for the client (the first SSE
+ * event, or a whole successful answer) commits: the others are cancelled, and from then on
+ * a failure becomes an SSE error event, never a retry.
+ *
+ * The exchange ends exactly once, in chat_end(). Worker thread only.
  */
 #define SY_LOG_MODULE "chat"
 
@@ -22,9 +27,13 @@
 #include <cJSON.h>
 
 #include "dp_accesslog.h"
+#include "dp_auth.h"
 #include "dp_errors.h"
+#include "dp_features.h"
+#include "dp_health.h"
 #include "dp_ingress.h"
 #include "dp_jscan.h"
+#include "dp_match.h"
 #include "dp_provider.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
@@ -38,6 +47,7 @@
 
 #define DP_CHAT_MAX_RESPONSE (64u * 1024 * 1024) /* a whole non-streamed answer */
 #define DP_CHAT_MAX_EVENT (16u * 1024 * 1024)    /* one SSE event */
+#define DP_CHAT_MAX_ATTEMPTS 16                  /* whatever the policy says */
 
 static const char *const api_paths[] = {
     [DP_API_CHAT] = "/v1/chat/completions",
@@ -46,57 +56,85 @@ static const char *const api_paths[] = {
     [DP_API_MESSAGES] = "/v1/messages",
 };
 
-struct dp_chat {
-    struct dp_worker *w;
-    struct sy_http_req *req; /* NULL once the client is gone or answered */
-    enum dp_api_kind kind;
-    struct dp_snapshot *snap;
-    struct dp_pick pick;
+struct dp_chat;
+
+/* One upstream call for the exchange. */
+struct dp_attempt {
+    struct dp_chat *c;
+    int n; /* 1-based */
+    const struct sy_model *model;
+    const struct sy_provider *provider;
+    size_t provider_index;
+    struct dp_target_health *health;
     const struct dp_provider_ops *ops;
     struct dp_xctx x;
     struct dp_upreq up;
     struct dp_upstream_call *call;
     struct dp_stream_xlate *xlate;
+    struct sy_sse_parser parser;
+    bool sse;
+    bool probe;
+    bool pre_commit_error; /* the stream's first event was an error: fail over */
+    struct dp_error_info perr;
+    long status;
+    char retry_after[64];
+    char *buf; /* a whole (non-SSE) answer */
+    size_t buf_len, buf_cap;
+    uint64_t t_start, t_first;
+    struct dp_attempt *next;
+};
+
+struct dp_chat {
+    struct dp_worker *w;
+    struct sy_http_req *req; /* NULL once the client is gone or answered */
+    enum dp_api_kind kind;
+    struct dp_snapshot *snap;
+    cJSON *root;                     /* the OpenAI request, kept for retries */
     const struct dp_ingress_ops *in; /* the client's dialect; NULL = OpenAI */
     struct dp_ingress_stream *in_st;
+    struct dp_features f;
+    struct dp_plan plan;
+    size_t next_cand;      /* the next plan entry to try */
+    unsigned same_retries; /* retries spent on the current candidate */
+    int n_attempts;
+    struct dp_attempt *live; /* attempts in flight (two while hedging) */
+    struct dp_attempt *winner;
+    struct dp_attempt *last; /* the last attempt that ended, for its error */
+    struct dp_error_info last_err;
+    bool have_err;
+    struct event *retry_ev, *hedge_ev, *deadline_ev;
+    bool hedged;
+    char chain[512]; /* "model:result,..." for x-switchyard-chain and the log */
     char requested_model[256];
+    char in_code[48]; /* the ingress's error code outlives its stack frame (log line) */
     char request_id[130];
     char peer[64];
-    size_t bytes_in;
+    const char *raw_body;
+    size_t raw_len;
     bool stream;
     bool client_wants_usage;
-    bool sse;     /* the provider answers with an event stream */
     bool started; /* the client has our status line */
     bool saw_done;
     bool failed; /* an error event went out */
-    long up_status;
-    char retry_after[64];
-    char *buf; /* a whole (non-SSE) upstream answer */
-    size_t buf_len, buf_cap;
-    struct sy_sse_parser parser;
     struct dp_usage usage;
     uint64_t t_start, t_first;
     size_t bytes_out;
     int status;
     const char *error;
+    /* For the log line: what finally served (or failed). */
+    const struct sy_model *served_model;
+    const struct sy_provider *served_provider;
+    struct dp_caller caller; /* tenant, tags, user: for the log line (dp_auth) */
 };
 
-static void chat_free(struct dp_chat *c)
-{
-    if (c->xlate)
-        c->ops->stream_free(c->xlate);
-    if (c->in_st)
-        c->in->stream_free(c->in_st);
-    sy_sse_cleanup(&c->parser);
-    dp_upreq_cleanup(&c->up);
-    free(c->buf);
-    dp_snapshot_unref(c->snap);
-    free(c);
-}
+static void start_next(struct dp_chat *c);
+static void attempt_free(struct dp_attempt *a);
+
+/* ---- the end of an exchange ------------------------------------------------------ */
 
 static double chat_cost(const struct dp_chat *c)
 {
-    const struct sy_model *m = c->pick.model;
+    const struct sy_model *m = c->served_model;
     const struct dp_usage *u = &c->usage;
     int64_t cached = u->cached_tokens > 0 ? u->cached_tokens : 0;
     double cost = 0;
@@ -115,17 +153,41 @@ static double chat_cost(const struct dp_chat *c)
     return cost;
 }
 
+static void chat_free(struct dp_chat *c)
+{
+    while (c->live) {
+        struct dp_attempt *a = c->live;
+        c->live = a->next;
+        attempt_free(a);
+    }
+    attempt_free(c->winner);
+    attempt_free(c->last);
+    if (c->in_st)
+        c->in->stream_free(c->in_st);
+    if (c->retry_ev)
+        event_free(c->retry_ev);
+    if (c->hedge_ev)
+        event_free(c->hedge_ev);
+    if (c->deadline_ev)
+        event_free(c->deadline_ev);
+    dp_features_cleanup(&c->f);
+    cJSON_Delete(c->root);
+    dp_snapshot_unref(c->snap);
+    free(c);
+}
+
 /* Writes the access log line and frees the exchange. */
 static void chat_end(struct dp_chat *c)
 {
+    const struct sy_route *route = c->plan.route;
     struct dp_access_entry e = {
         .request_id = c->request_id,
         .peer = c->peer,
         .method = "POST",
         .path = api_paths[c->kind],
-        .route = c->pick.model ? (c->pick.route ? c->pick.route->name : "direct") : NULL,
-        .provider = c->pick.provider ? c->pick.provider->name : NULL,
-        .model = c->pick.model ? c->pick.model->name : NULL,
+        .route = c->served_model ? (route ? route->name : "direct") : NULL,
+        .provider = c->served_provider ? c->served_provider->name : NULL,
+        .model = c->served_model ? c->served_model->name : NULL,
         .policy_version = c->snap ? c->snap->version_str : NULL,
         .status = c->status,
         .stream = c->stream,
@@ -135,28 +197,39 @@ static void chat_end(struct dp_chat *c)
         .completion_tokens = c->usage.completion_tokens,
         .cached_tokens = c->usage.cached_tokens,
         .cost_usd = chat_cost(c),
-        .bytes_in = c->bytes_in,
+        .bytes_in = c->raw_len,
         .bytes_out = c->bytes_out,
+        .attempts = c->n_attempts,
+        .chain = c->chain[0] ? c->chain : NULL,
         .error = c->error,
     };
+    dp_caller_log(&c->caller, &e);
     dp_access_log(c->w->proxy->access_log_fd, &e);
+    dp_stats_record(&c->w->stats, &e);
     chat_free(c);
 }
 
 /* Headers every answer of a routed request carries. */
 static void add_route_headers(struct dp_chat *c)
 {
-    if (!c->req || !c->pick.model)
+    char n[16];
+
+    if (!c->req || !c->served_model)
         return;
-    sy_http_add_header(c->req, "x-switchyard-provider", c->pick.provider->name);
-    sy_http_add_header(c->req, "x-switchyard-model", c->pick.model->name);
+    sy_http_add_header(c->req, "x-switchyard-provider", c->served_provider->name);
+    sy_http_add_header(c->req, "x-switchyard-model", c->served_model->name);
     sy_http_add_header(c->req, "x-switchyard-route",
-                       c->pick.route ? c->pick.route->name : "direct");
+                       c->plan.route ? c->plan.route->name : "direct");
+    if (c->n_attempts) {
+        snprintf(n, sizeof(n), "%d", c->n_attempts);
+        sy_http_add_header(c->req, "x-switchyard-attempts", n);
+        sy_http_add_header(c->req, "x-switchyard-chain", c->chain);
+    }
 }
 
 /* Answers with an error object (before anything else was sent). */
 static void reply_error(struct dp_chat *c, int status, const char *type, const char *code,
-                        const char *param, const char *message)
+                        const char *param, const char *message, const char *retry_after)
 {
     char *body =
         c->in ? c->in->error_body(status, type ? type : dp_error_type_for(status), code, message)
@@ -167,14 +240,27 @@ static void reply_error(struct dp_chat *c, int status, const char *type, const c
     c->error = code ? code : type;
     if (c->req) {
         add_route_headers(c);
-        if (c->retry_after[0])
-            sy_http_add_header(c->req, "Retry-After", c->retry_after);
+        if (retry_after && *retry_after)
+            sy_http_add_header(c->req, "Retry-After", retry_after);
         sy_http_reply(c->req, status, "application/json", body, len);
         c->bytes_out += len;
         c->req = NULL;
     }
     free(body);
 }
+
+static void bad_request(struct dp_chat *c, const char *code, const char *param, const char *message)
+{
+    reply_error(c, 400, "invalid_request_error", code, param, message, NULL);
+}
+
+static void chain_add(struct dp_chat *c, const struct sy_model *m, const char *result)
+{
+    size_t o = strlen(c->chain);
+    snprintf(c->chain + o, sizeof(c->chain) - o, "%s%s:%s", o ? "," : "", m->name, result);
+}
+
+/* ---- writing to the client -------------------------------------------------------- */
 
 static void client_write(struct dp_chat *c, const char *data, size_t len)
 {
@@ -198,40 +284,108 @@ static int write_client(void *arg, const char *data, size_t len)
     return 0;
 }
 
+/* Ends the client's stream (the ingress dialect may add its closing events). */
+static void stream_close(struct dp_chat *c)
+{
+    if (c->in && !c->in_st && c->req)
+        c->in_st = c->in->stream_new(c->requested_model, c->request_id);
+    if (c->in && c->in_st && c->req)
+        c->in->stream_end(c->in_st, c->failed, write_client, c);
+    if (c->req) {
+        sy_http_stream_end(c->req);
+        c->req = NULL;
+    }
+}
+
+/* ---- commit: one attempt wins ---------------------------------------------------- */
+
+static void unlink_live(struct dp_chat *c, struct dp_attempt *a)
+{
+    for (struct dp_attempt **pp = &c->live; *pp; pp = &(*pp)->next) {
+        if (*pp == a) {
+            *pp = a->next;
+            a->next = NULL;
+            return;
+        }
+    }
+}
+
+/* <a> produced the first byte for the client: cancel the others, stop the timers. */
+static void commit(struct dp_chat *c, struct dp_attempt *a)
+{
+    unlink_live(c, a);
+    while (c->live) {
+        struct dp_attempt *other = c->live;
+        c->live = other->next;
+        chain_add(c, other->model, "cancelled");
+        attempt_free(other);
+    }
+    c->winner = a;
+    c->served_model = a->model;
+    c->served_provider = a->provider;
+    chain_add(c, a->model, a->sse ? "stream" : "200");
+    if (c->hedge_ev)
+        evtimer_del(c->hedge_ev);
+    if (c->deadline_ev && a->sse)
+        evtimer_del(c->deadline_ev); /* a started stream is governed by its idle timeout */
+}
+
+/* ---- events from the provider ----------------------------------------------------- */
+
 /* Sends one OpenAI event to the client as "data: ...\n\n" (one chunk per event keeps events
  * whole on the wire), reading usage and dropping the usage chunk the client did not ask
- * for (we asked for it on the client's behalf). dp_emit_fn of every adapter. */
+ * for (we asked for it on the client's behalf). The dp_emit_fn of every adapter; the
+ * first event commits its attempt. */
 static int emit_event(void *arg, const char *data, size_t len)
 {
-    struct dp_chat *c = arg;
+    struct dp_attempt *a = arg;
+    struct dp_chat *c = a->c;
     char stackbuf[4096];
     char *out;
     size_t n = len + 8;
+    bool is_error = false;
 
-    if (!c->req)
+    if (!c->req || (c->winner && c->winner != a))
         return -1;
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         c->saw_done = true;
     } else if (dp_json_has_object_member(data, len, "usage") ||
                dp_json_has_object_member(data, len, "error")) {
         /* Only events that carry a usage object or an error are parsed: with include_usage
-         * every OpenAI chunk has "usage":null, and parsing them all was most of the cost
-         * of relaying a stream. */
+         * every OpenAI chunk has "usage":null. */
         cJSON *chunk = cJSON_ParseWithLength(data, len);
         if (chunk) {
             const cJSON *usage = cJSON_GetObjectItemCaseSensitive(chunk, "usage");
             const cJSON *choices = cJSON_GetObjectItemCaseSensitive(chunk, "choices");
+            const cJSON *err = cJSON_GetObjectItemCaseSensitive(chunk, "error");
             bool usage_only =
                 cJSON_IsObject(usage) && cJSON_IsArray(choices) && cJSON_GetArraySize(choices) == 0;
-            if (cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(chunk, "error")) && !choices) {
-                c->failed = true;
-                c->error = "upstream_stream_error";
+            if (cJSON_IsObject(err) && !choices) {
+                is_error = true;
+                if (!c->winner) {
+                    /* An error before anything reached the client: fail over instead. */
+                    const cJSON *m = cJSON_GetObjectItemCaseSensitive(err, "message");
+                    const cJSON *t = cJSON_GetObjectItemCaseSensitive(err, "type");
+                    const cJSON *cd = cJSON_GetObjectItemCaseSensitive(err, "code");
+                    dp_error_classify(502, cJSON_IsString(t) ? t->valuestring : NULL,
+                                      cJSON_IsString(cd) ? cd->valuestring : NULL,
+                                      cJSON_IsString(m) ? m->valuestring : NULL, NULL, &a->perr);
+                    a->pre_commit_error = true;
+                    cJSON_Delete(chunk);
+                    return -1;
+                }
             }
             dp_usage_from_openai(usage, &c->usage);
             cJSON_Delete(chunk);
             if (usage_only && !c->client_wants_usage && !c->in)
                 return 0;
         }
+    }
+    if (!c->winner)
+        commit(c, a);
+    if (is_error) {
+        c->failed = true;
+        c->error = "upstream_stream_error";
     }
     if (c->in) {
         if (!c->in_st)
@@ -253,226 +407,375 @@ static int emit_event(void *arg, const char *data, size_t len)
 
 static int on_sse_event(void *arg, const char *event, const char *data, size_t len)
 {
-    struct dp_chat *c = arg;
+    struct dp_attempt *a = arg;
 
-    if (!c->req)
+    if (!a->c->req)
         return -1;
-    if (c->xlate)
-        return c->ops->stream_event(c->xlate, event, data, len, &c->usage, emit_event, c);
-    return emit_event(c, data, len);
+    if (!a->t_first)
+        a->t_first = sy_now_us();
+    if (a->xlate)
+        return a->ops->stream_event(a->xlate, event, data, len, &a->c->usage, emit_event, a);
+    return emit_event(a, data, len);
 }
 
 static void on_client_writable(struct sy_http_req *req, void *arg)
 {
     struct dp_chat *c = arg;
     (void)req;
-    if (c->call)
-        dp_upstream_resume(c->call);
+    if (c->winner && c->winner->call)
+        dp_upstream_resume(c->winner->call);
 }
 
 static void up_on_headers(void *arg, long status, const char *content_type, const char *retry_after)
 {
-    struct dp_chat *c = arg;
+    struct dp_attempt *a = arg;
 
-    c->up_status = status;
+    a->status = status;
     if (retry_after)
-        snprintf(c->retry_after, sizeof(c->retry_after), "%s", retry_after);
-    c->sse = c->stream && status >= 200 && status < 300 && content_type &&
+        snprintf(a->retry_after, sizeof(a->retry_after), "%s", retry_after);
+    a->sse = a->c->stream && status >= 200 && status < 300 && content_type &&
              strncasecmp(content_type, "text/event-stream", 17) == 0;
-    if (c->sse && c->ops->stream_new)
-        c->xlate = c->ops->stream_new(&c->x);
+    if (a->sse && a->ops->stream_new)
+        a->xlate = a->ops->stream_new(&a->x);
 }
 
 static int up_on_data(void *arg, const char *data, size_t len)
 {
-    struct dp_chat *c = arg;
+    struct dp_attempt *a = arg;
+    struct dp_chat *c = a->c;
 
     if (!c->req)
         return -1;
-    if (c->sse) {
-        if (c->started && sy_http_req_queued(c->req) > SY_HTTP_HIGH_WATER) {
+    if (a->sse) {
+        if (c->winner == a && sy_http_req_queued(c->req) > SY_HTTP_HIGH_WATER) {
             /* The client reads slower than the provider writes: pause the provider. */
             sy_http_req_on_writable(c->req, on_client_writable, c);
             return 1;
         }
-        int rc = sy_sse_feed(&c->parser, data, len);
+        int rc = sy_sse_feed(&a->parser, data, len);
         if (rc == -EMSGSIZE) {
             c->error = "upstream_event_too_large";
             return -1;
         }
         return rc ? -1 : 0;
     }
-    if (c->buf_len + len > DP_CHAT_MAX_RESPONSE) {
+    if (a->buf_len + len > DP_CHAT_MAX_RESPONSE) {
         c->error = "upstream_response_too_large";
         return -1;
     }
-    if (c->buf_len + len + 1 > c->buf_cap) {
-        size_t cap = c->buf_cap ? c->buf_cap : 4096;
-        while (cap < c->buf_len + len + 1)
+    if (a->buf_len + len + 1 > a->buf_cap) {
+        size_t cap = a->buf_cap ? a->buf_cap : 4096;
+        while (cap < a->buf_len + len + 1)
             cap *= 2;
-        char *nb = realloc(c->buf, cap);
-        if (!nb) {
-            c->error = "out_of_memory";
+        char *nb = realloc(a->buf, cap);
+        if (!nb)
             return -1;
-        }
-        c->buf = nb;
-        c->buf_cap = cap;
+        a->buf = nb;
+        a->buf_cap = cap;
     }
-    memcpy(c->buf + c->buf_len, data, len);
-    c->buf_len += len;
-    c->buf[c->buf_len] = '\0';
+    if (!a->t_first)
+        a->t_first = sy_now_us();
+    memcpy(a->buf + a->buf_len, data, len);
+    a->buf_len += len;
+    a->buf[a->buf_len] = '\0';
     return 0;
 }
 
-/* Ends the client's stream (the ingress dialect may add its closing events). */
-static void stream_close(struct dp_chat *c)
+/* ---- attempt outcomes ---------------------------------------------------------------- */
+
+/* A transport failure as a normalized error. */
+static void transport_error(const struct dp_attempt *a, enum dp_upstream_result res,
+                            const char *detail, struct dp_error_info *e)
 {
-    if (c->in && c->in_st && c->req)
-        c->in->stream_end(c->in_st, c->failed, write_client, c);
-    if (c->req) {
-        sy_http_stream_end(c->req);
-        c->req = NULL;
-    }
-}
+    const char *name = a->provider->name;
 
-/* Ends a started stream with an error event: the client's SDK raises it, never a silent cut. */
-static void stream_fail(struct dp_chat *c, const char *code, const char *message)
-{
-    char *err = dp_error_json(502, "upstream_error", code, NULL, message);
-
-    emit_event(c, err, strlen(err));
-    free(err);
-    c->error = code;
-    c->failed = true;
-    stream_close(c);
-}
-
-/* A transport failure before any answer: 502/504 with what happened. */
-static void reply_transport_error(struct dp_chat *c, enum dp_upstream_result res,
-                                  const char *detail)
-{
-    char msg[512];
-
+    memset(e, 0, sizeof(*e));
+    e->retryable = res != DP_UP_INTERNAL && res != DP_UP_ABORTED;
+    e->fallback_ok = true;
+    snprintf(e->type, sizeof(e->type), "upstream_error");
     switch (res) {
     case DP_UP_TIMEOUT:
-        snprintf(msg, sizeof(msg), "provider %s timed out: %s", c->pick.provider->name, detail);
-        reply_error(c, 504, "upstream_error", "upstream_timeout", NULL, msg);
+        e->status = 504;
+        snprintf(e->code, sizeof(e->code), "upstream_timeout");
+        snprintf(e->message, sizeof(e->message), "provider %s timed out: %s", name, detail);
         break;
     case DP_UP_CONNECT:
-        snprintf(msg, sizeof(msg), "provider %s is unreachable: %s", c->pick.provider->name,
-                 detail);
-        reply_error(c, 502, "upstream_error", "upstream_unreachable", NULL, msg);
+        e->status = 502;
+        snprintf(e->code, sizeof(e->code), "upstream_unreachable");
+        snprintf(e->message, sizeof(e->message), "provider %s is unreachable: %s", name, detail);
         break;
     case DP_UP_BROKEN:
-        snprintf(msg, sizeof(msg),
-                 "provider %s closed the connection before a complete answer (%s)",
-                 c->pick.provider->name, detail);
-        reply_error(c, 502, "upstream_error", "upstream_connection_closed", NULL, msg);
+        e->status = 502;
+        snprintf(e->code, sizeof(e->code), "upstream_connection_closed");
+        snprintf(e->message, sizeof(e->message),
+                 "provider %s closed the connection before a complete answer (%s)", name, detail);
         break;
     default:
-        snprintf(msg, sizeof(msg), "provider %s: %s", c->pick.provider->name, detail);
-        reply_error(c, 502, "upstream_error", c->error ? c->error : "upstream_error", NULL, msg);
+        e->status = 502;
+        snprintf(e->code, sizeof(e->code), "%s", a->c->error ? a->c->error : "upstream_error");
+        snprintf(e->message, sizeof(e->message), "provider %s: %s", name, detail);
         break;
     }
 }
 
-static void finish_stream(struct dp_chat *c, enum dp_upstream_result res, const char *detail)
+static uint64_t backoff_ms(const struct dp_chat *c, const struct dp_attempt *a)
+{
+    const struct sy_route *rt = c->plan.route;
+    const struct sy_resilience *r = &c->snap->policy->resilience;
+    uint64_t base = rt ? rt->retry_backoff_ms : 100, cap = rt ? rt->retry_max_backoff_ms : 2000;
+    uint64_t exp = base << (c->same_retries < 16 ? c->same_retries : 16);
+    int64_t ra = 0;
+
+    if (exp > cap)
+        exp = cap;
+    /* Full jitter: anywhere in [0, exp]. */
+    exp = exp ? dp_rand_next(&c->w->rng) % (exp + 1) : 0;
+    if (a->retry_after[0] && sy_parse_i64(a->retry_after, 0, 86400, &ra) == 0) {
+        uint64_t want = (uint64_t)ra * 1000;
+        if (want > r->max_retry_after_ms)
+            return UINT64_MAX; /* longer than we will wait: do not retry this target */
+        if (want > exp)
+            exp = want;
+    }
+    return exp;
+}
+
+static uint64_t remaining_ms(const struct dp_chat *c)
+{
+    const struct sy_route *rt = c->plan.route;
+    uint64_t spent;
+
+    if (!rt || !rt->total_timeout_ms)
+        return UINT64_MAX;
+    spent = (sy_now_us() - c->t_start) / 1000;
+    return spent >= rt->total_timeout_ms ? 0 : rt->total_timeout_ms - spent;
+}
+
+/* Nothing more to try: answer with the last error. */
+static void give_up(struct dp_chat *c)
+{
+    const struct dp_error_info *e = &c->last_err;
+    const char *ra = c->last && c->last_err.status == 429 ? c->last->retry_after : NULL;
+
+    if (!c->have_err) {
+        reply_error(c, 502, "upstream_error", "upstream_error", NULL, "no attempt succeeded", NULL);
+        return;
+    }
+    reply_error(c, e->status, e->type, e->code, NULL, e->message, ra);
+}
+
+static void on_retry_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct dp_chat *c = arg;
+    (void)fd;
+    (void)what;
+    start_next(c);
+    if (!c->req && !c->live && !c->winner)
+        chat_end(c);
+}
+
+/* <a> failed before anything reached the client (or lost a race): decide what next.
+ * Consumes <a>. */
+static void attempt_failed(struct dp_chat *c, struct dp_attempt *a, const struct dp_error_info *e)
+{
+    const struct sy_route *rt = c->plan.route;
+    const struct sy_resilience *r = &c->snap->policy->resilience;
+    char result[48];
+
+    unlink_live(c, a);
+    snprintf(result, sizeof(result), "%d",
+             e->status == 502 && a->status ? (int)a->status : e->status);
+    chain_add(c, a->model, e->code[0] && e->status >= 500 && !a->status ? e->code : result);
+    dp_stats_upstream_error(&c->w->stats, a->provider->name, (int)a->status, e->code);
+    c->last_err = *e;
+    c->have_err = true;
+    attempt_free(c->last);
+    c->last = a;
+    if (!c->winner) {
+        /* Until something succeeds, answers name the last target tried. */
+        c->served_model = a->model;
+        c->served_provider = a->provider;
+    }
+    if (c->winner || !c->req)
+        return;
+    if (c->live)
+        return; /* a hedged attempt is still running: let it finish */
+    if (!e->retryable && !e->fallback_ok) {
+        give_up(c); /* the client's own mistake: no other target will do better */
+        return;
+    }
+    uint64_t left = remaining_ms(c);
+    if (left == 0 || c->n_attempts >= DP_CHAT_MAX_ATTEMPTS) {
+        give_up(c);
+        return;
+    }
+    /* Same target again? */
+    if (e->retryable && rt && c->same_retries < rt->retries_max) {
+        uint64_t delay = backoff_ms(c, a);
+        if (delay != UINT64_MAX && delay < left) {
+            if (!dp_retry_budget_spend(&c->w->proxy->health.budget, r, sy_now_us())) {
+                sy_info("%s: retry budget exhausted; not retrying %s", c->request_id,
+                        a->model->name);
+                give_up(c);
+                return;
+            }
+            c->same_retries++;
+            c->next_cand--; /* start_next takes the same candidate again */
+            struct timeval tv = {.tv_sec = (time_t)(delay / 1000),
+                                 .tv_usec = (suseconds_t)((delay % 1000) * 1000)};
+            evtimer_add(c->retry_ev, &tv);
+            return;
+        }
+    }
+    /* Another target (fallback)? */
+    if (c->next_cand < c->plan.n && e->fallback_ok) {
+        if (!dp_retry_budget_spend(&c->w->proxy->health.budget, r, sy_now_us())) {
+            sy_info("%s: retry budget exhausted; no fallback", c->request_id);
+            give_up(c);
+            return;
+        }
+        c->same_retries = 0;
+        start_next(c);
+        return;
+    }
+    give_up(c);
+}
+
+/* Outcome bookkeeping shared by every end of an attempt. */
+static void account(struct dp_chat *c, struct dp_attempt *a, bool provider_fault)
+{
+    const struct sy_resilience *r = &c->snap->policy->resilience;
+    uint64_t now = sy_now_us();
+
+    atomic_fetch_sub(&a->health->in_flight, 1);
+    dp_health_record(a->health, r, !provider_fault, now - a->t_start,
+                     a->t_first && a->sse ? a->t_first - a->t_start : 0, now);
+}
+
+static void finish_stream(struct dp_chat *c, struct dp_attempt *a, enum dp_upstream_result res,
+                          const char *detail)
 {
     if (res == DP_UP_OK) {
-        sy_sse_finish(&c->parser);
-        if (c->xlate && c->req && !c->failed)
-            c->ops->stream_end(c->xlate, &c->usage, emit_event, c);
+        sy_sse_finish(&a->parser);
+        if (a->xlate && c->req && c->winner == a && !c->failed)
+            a->ops->stream_end(a->xlate, &c->usage, emit_event, a);
     }
+    if (c->winner != a) {
+        /* It never produced a byte for the client: a failure like any other. */
+        struct dp_error_info e;
+        if (a->pre_commit_error)
+            e = a->perr;
+        else if (res == DP_UP_OK) {
+            transport_error(a, DP_UP_BROKEN, "the stream ended before its first event", &e);
+        } else
+            transport_error(a, res, detail, &e);
+        account(c, a, e.fallback_ok || e.retryable);
+        attempt_failed(c, a, &e);
+        return;
+    }
+    account(c, a, res != DP_UP_OK && !c->failed);
     if (!c->req)
         return;
     if (res == DP_UP_OK || c->failed) {
-        if (!c->started)
-            client_write(c, "", 0); /* an empty event stream is still an answer */
         stream_close(c);
         return;
     }
-    if (!c->started) {
-        /* Nothing reached the client yet: a plain error answer is still possible. */
-        reply_transport_error(c, res, detail);
-        return;
-    }
     sy_warn("%s: provider %s stream broke after the first byte: %s", c->request_id,
-            c->pick.provider->name, detail);
-    stream_fail(c, res == DP_UP_TIMEOUT ? "upstream_timeout" : "upstream_stream_broken",
-                res == DP_UP_TIMEOUT ? "the provider timed out in the middle of the stream"
-                                     : "the provider's stream ended unexpectedly");
+            a->provider->name, detail);
+    {
+        const char *code = res == DP_UP_TIMEOUT ? "upstream_timeout" : "upstream_stream_broken";
+        char *err = dp_error_json(502, "upstream_error", code, NULL,
+                                  res == DP_UP_TIMEOUT
+                                      ? "the provider timed out in the middle of the stream"
+                                      : "the provider's stream ended unexpectedly");
+        emit_event(a, err, strlen(err));
+        free(err);
+        c->error = code;
+        c->failed = true;
+        stream_close(c);
+    }
 }
 
-/* A non-2xx answer from the provider, normalized (docs/providers.md, errors). */
-static void relay_upstream_error(struct dp_chat *c)
-{
-    struct dp_error_info info;
-    char msg[sizeof(info.message) + 64];
-
-    c->ops->error((int)c->up_status, c->buf, c->buf_len, &info);
-    snprintf(msg, sizeof(msg), "provider %s answered %s", c->pick.provider->name, info.message);
-    if (info.status != 429)
-        c->retry_after[0] = '\0'; /* Retry-After belongs to rate limits only */
-    reply_error(c, info.status, info.type, info.code, NULL, msg);
-}
-
-static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const char *detail)
+static void finish_whole(struct dp_chat *c, struct dp_attempt *a, enum dp_upstream_result res,
+                         const char *detail)
 {
     char *out = NULL, *err = NULL;
     size_t out_len = 0;
+    struct dp_error_info e;
 
+    if (res != DP_UP_OK) {
+        transport_error(a, res, detail, &e);
+        account(c, a, true);
+        attempt_failed(c, a, &e);
+        return;
+    }
+    if (a->status < 200 || a->status >= 300) {
+        char msg[sizeof(e.message)];
+        a->ops->error((int)a->status, a->buf, a->buf_len, &e);
+        memcpy(msg, e.message, sizeof(msg));
+        snprintf(e.message, sizeof(e.message), "provider %s answered %.900s", a->provider->name,
+                 msg);
+        account(c, a, e.retryable || e.fallback_ok);
+        attempt_failed(c, a, &e);
+        return;
+    }
+    account(c, a, false);
     if (!c->req)
         return;
-    if (res != DP_UP_OK) {
-        reply_transport_error(c, res, detail);
-        return;
-    }
-    if (c->up_status < 200 || c->up_status >= 300) {
-        relay_upstream_error(c);
-        return;
-    }
     /* Translate when the adapter speaks another language; else read usage and pass on. */
     int (*xlate)(const char *, size_t, const struct dp_xctx *, char **, size_t *, struct dp_usage *,
                  char **) =
-        c->kind == DP_API_EMBEDDINGS ? c->ops->embed_response : c->ops->chat_response;
+        c->kind == DP_API_EMBEDDINGS ? a->ops->embed_response : a->ops->chat_response;
     if (xlate) {
-        if (xlate(c->buf ? c->buf : "", c->buf_len, &c->x, &out, &out_len, &c->usage, &err) < 0) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "provider %s: unusable answer: %s", c->pick.provider->name,
-                     err ? err : "?");
+        if (xlate(a->buf ? a->buf : "", a->buf_len, &a->x, &out, &out_len, &c->usage, &err) < 0) {
+            snprintf(e.message, sizeof(e.message), "provider %s: unusable answer: %s",
+                     a->provider->name, err ? err : "?");
             free(err);
-            reply_error(c, 502, "upstream_error", "upstream_invalid_response", NULL, msg);
+            e.status = 502;
+            snprintf(e.type, sizeof(e.type), "upstream_error");
+            snprintf(e.code, sizeof(e.code), "upstream_invalid_response");
+            e.retryable = false;
+            e.fallback_ok = true;
+            attempt_failed(c, a, &e);
             return;
         }
     } else {
         /* Passed through as the provider sent it: only the usage object is parsed. */
-        if (!dp_json_looks_like_object(c->buf, c->buf_len)) {
-            reply_error(c, 502, "upstream_error", "upstream_invalid_response", NULL,
-                        "the provider's answer is not a JSON object");
+        if (!dp_json_looks_like_object(a->buf, a->buf_len)) {
+            memset(&e, 0, sizeof(e));
+            e.status = 502;
+            snprintf(e.type, sizeof(e.type), "upstream_error");
+            snprintf(e.code, sizeof(e.code), "upstream_invalid_response");
+            snprintf(e.message, sizeof(e.message), "provider %s: the answer is not a JSON object",
+                     a->provider->name);
+            e.fallback_ok = true;
+            attempt_failed(c, a, &e);
             return;
         }
-        cJSON *usage = dp_json_member_object(c->buf, c->buf_len, "usage");
+        cJSON *usage = dp_json_member_object(a->buf, a->buf_len, "usage");
         dp_usage_from_openai(usage, &c->usage);
         cJSON_Delete(usage);
     }
     if (c->in) {
         char *client = NULL;
         size_t client_len = 0;
-        const char *src = out ? out : c->buf;
-        size_t src_len = out ? out_len : c->buf_len;
+        const char *src = out ? out : a->buf;
+        size_t src_len = out ? out_len : a->buf_len;
         if (c->in->from_openai(src, src_len, c->requested_model, &client, &client_len, &err) < 0) {
             char msg[512];
             snprintf(msg, sizeof(msg), "cannot translate the answer for the %s API: %s",
                      c->in->name, err ? err : "?");
             free(err);
             free(out);
-            reply_error(c, 502, "upstream_error", "translation_failed", NULL, msg);
+            commit(c, a);
+            reply_error(c, 502, "upstream_error", "translation_failed", NULL, msg, NULL);
             return;
         }
         free(out);
         out = client;
         out_len = client_len;
     }
+    commit(c, a);
     c->status = 200;
     c->t_first = sy_now_us();
     add_route_headers(c);
@@ -486,24 +789,33 @@ static void finish_whole(struct dp_chat *c, enum dp_upstream_result res, const c
         c->bytes_out += out_len;
         free(out);
     } else {
-        sy_http_reply(c->req, 200, "application/json", c->buf, c->buf_len);
-        c->bytes_out += c->buf_len;
+        sy_http_reply(c->req, 200, "application/json", a->buf, a->buf_len);
+        c->bytes_out += a->buf_len;
     }
     c->req = NULL;
 }
 
+/* Whether the exchange is over: the client answered (or gone) and no call left running. */
+static bool exchange_over(const struct dp_chat *c)
+{
+    return !c->req && !c->live && !(c->winner && c->winner->call);
+}
+
 static void up_on_done(void *arg, enum dp_upstream_result res, const char *detail)
 {
-    struct dp_chat *c = arg;
+    struct dp_attempt *a = arg;
+    struct dp_chat *c = a->c;
 
-    c->call = NULL;
-    if (res != DP_UP_OK && c->req)
-        sy_info("%s: provider %s: %s", c->request_id, c->pick.provider->name, detail);
-    if (c->sse)
-        finish_stream(c, res, detail);
+    a->call = NULL;
+    if (res != DP_UP_OK && !a->pre_commit_error)
+        sy_info("%s: attempt %d to %s/%s: %s", c->request_id, a->n, a->provider->name,
+                a->model->name, detail);
+    if (a->sse || c->winner == a)
+        finish_stream(c, a, res, detail);
     else
-        finish_whole(c, res, detail);
-    chat_end(c);
+        finish_whole(c, a, res, detail);
+    if (exchange_over(c))
+        chat_end(c);
 }
 
 static const struct dp_upstream_ops chat_upstream_ops = {
@@ -512,25 +824,221 @@ static const struct dp_upstream_ops chat_upstream_ops = {
     .on_done = up_on_done,
 };
 
+/* ---- starting attempts ------------------------------------------------------------- */
+
+static void attempt_free(struct dp_attempt *a)
+{
+    if (!a)
+        return;
+    if (a->call) {
+        dp_upstream_cancel(a->call);
+        atomic_fetch_sub(&a->health->in_flight, 1);
+        if (a->probe) {
+            /* A cancelled probe says nothing: let the next request probe. */
+            atomic_store(&a->health->probe_in_flight, false);
+        }
+    }
+    if (a->xlate)
+        a->ops->stream_free(a->xlate);
+    sy_sse_cleanup(&a->parser);
+    dp_upreq_cleanup(&a->up);
+    free(a->buf);
+    free(a);
+}
+
+/* Builds the adapter's request for candidate <cand>. 0; -EINVAL when this provider cannot
+ * serve the request (*errmsg set); -ENOMEM. */
+static int build_request(struct dp_chat *c, struct dp_attempt *a, char **errmsg)
+{
+    const struct dp_provider_rt *rt = &c->snap->providers[a->provider_index];
+    int (*build)(const struct dp_provider_rt *, const cJSON *, const struct dp_xctx *,
+                 struct dp_upreq *, char **);
+
+    build = c->kind == DP_API_EMBEDDINGS    ? a->ops->embed_request
+            : c->kind == DP_API_COMPLETIONS ? a->ops->completion_request
+                                            : a->ops->chat_request;
+    if (!build) {
+        *errmsg = sy_xasprintf("model %s (provider %s, kind %s) does not support %s",
+                               a->model->name, a->provider->name, a->ops->kind,
+                               c->kind == DP_API_EMBEDDINGS ? "embeddings" : "legacy completions");
+        return -EINVAL;
+    }
+    return build(rt, c->root, &a->x, &a->up, errmsg);
+}
+
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg);
+
+/* Starts an attempt on the next usable candidate. Answers the client itself when nothing
+ * can be started. */
+static void start_next(struct dp_chat *c)
+{
+    const struct sy_policy *pol = c->snap->policy;
+    const struct sy_route *rt = c->plan.route;
+    char *first_err = NULL;
+
+    while (c->req && c->next_cand < c->plan.n) {
+        const struct dp_candidate *cand = &c->plan.c[c->next_cand++];
+        struct dp_attempt *a = sy_xcalloc(1, sizeof(*a));
+        char *err = NULL;
+        int rc;
+
+        a->c = c;
+        a->model = cand->model;
+        a->provider_index = cand->model->provider;
+        a->provider = &pol->providers[a->provider_index];
+        a->health = c->snap->health[cand->model_index];
+        a->ops = dp_provider_ops_for(a->provider->kind);
+        if (!c->plan.panic &&
+            !dp_health_allow(a->health, &pol->resilience, sy_now_us(), &a->probe)) {
+            /* Opened since the plan was made (another worker saw failures). */
+            chain_add(c, a->model, "circuit_open");
+            free(a);
+            c->same_retries = 0;
+            continue;
+        }
+        a->x = (struct dp_xctx){
+            .model = a->model,
+            .request_id = c->request_id,
+            .created = (int64_t)(sy_wall_us() / 1000000u),
+            .stream = c->stream,
+            .raw_body = c->raw_body,
+            .raw_len = c->raw_len,
+        };
+        rc = build_request(c, a, &err);
+        if (rc < 0) {
+            if (a->probe)
+                atomic_store(&a->health->probe_in_flight, false);
+            if (rc == -ENOMEM) {
+                free(err);
+                attempt_free(a);
+                reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory", NULL);
+                return;
+            }
+            /* This provider cannot do it; another candidate may. */
+            if (err && strncmp(err, "model ", 6) != 0) {
+                char *named = sy_xasprintf("model %s: %s", a->model->name, err);
+                free(err);
+                err = named;
+            }
+            chain_add(c, a->model, "unsupported");
+            if (!first_err)
+                first_err = err;
+            else
+                free(err);
+            attempt_free(a);
+            c->same_retries = 0;
+            continue;
+        }
+        sy_sse_init(&a->parser, DP_CHAT_MAX_EVENT, on_sse_event, a);
+        const struct dp_provider_rt *prt = &c->snap->providers[a->provider_index];
+        uint32_t attempt_ms =
+            rt && rt->attempt_timeout_ms ? rt->attempt_timeout_ms : a->provider->timeout_ms;
+        uint32_t first_ms =
+            rt && rt->first_token_timeout_ms ? rt->first_token_timeout_ms : attempt_ms;
+        struct dp_upstream_request rq = {
+            .url = a->up.url,
+            .headers = prt->headers,
+            .body = a->up.body ? a->up.body : c->raw_body,
+            .body_len = a->up.body ? a->up.body_len : c->raw_len,
+            .connect_timeout_ms = a->provider->connect_timeout_ms,
+            /* A whole answer must come within the attempt timeout; a stream must start
+             * within the first-token timeout and never fall silent for an attempt's
+             * length, however long it runs in all. */
+            .timeout_ms = c->stream ? 0 : attempt_ms,
+            .first_byte_timeout_ms = c->stream ? first_ms : 0,
+            .idle_timeout_ms = c->stream ? attempt_ms : 0,
+        };
+        a->n = ++c->n_attempts;
+        a->t_start = sy_now_us();
+        atomic_fetch_add(&a->health->in_flight, 1);
+        a->call = dp_upstream_start(c->w->up, &rq, &chat_upstream_ops, a);
+        if (!a->call) {
+            atomic_fetch_sub(&a->health->in_flight, 1);
+            attempt_free(a);
+            reply_error(c, 500, "server_error", "upstream_start_failed", NULL,
+                        "could not start the upstream request", NULL);
+            free(first_err);
+            return;
+        }
+        a->next = c->live;
+        c->live = a;
+        if (rt && rt->hedge_after_ms && !c->hedged && c->next_cand < c->plan.n) {
+            struct timeval tv = {.tv_sec = rt->hedge_after_ms / 1000,
+                                 .tv_usec = (rt->hedge_after_ms % 1000) * 1000};
+            evtimer_add(c->hedge_ev, &tv);
+        }
+        free(first_err);
+        return;
+    }
+    if (!c->req)
+        return;
+    if (c->have_err) {
+        free(first_err);
+        give_up(c);
+        return;
+    }
+    if (first_err) {
+        char msg[768];
+        snprintf(msg, sizeof(msg), "%s", first_err);
+        free(first_err);
+        bad_request(c, "unsupported_capability", "model", msg);
+        return;
+    }
+    reply_error(c, 503, "server_error", "no_available_target", NULL,
+                "every target of this request is unavailable (circuit open)", NULL);
+}
+
+static void on_hedge_timer(evutil_socket_t fd, short what, void *arg)
+{
+    struct dp_chat *c = arg;
+    (void)fd;
+    (void)what;
+
+    /* The attempt is slow to produce a first byte: race it with the next candidate. */
+    if (c->winner || !c->req || !c->live || c->next_cand >= c->plan.n)
+        return;
+    if (!dp_retry_budget_spend(&c->w->proxy->health.budget, &c->snap->policy->resilience,
+                               sy_now_us()))
+        return;
+    c->hedged = true;
+    sy_debug("%s: hedging after %u ms", c->request_id, c->plan.route->hedge_after_ms);
+    start_next(c);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    struct dp_chat *c = arg;
+    char msg[160];
+    (void)fd;
+    (void)what;
+
+    if (c->winner && c->winner->sse)
+        return;
+    while (c->live) {
+        struct dp_attempt *a = c->live;
+        c->live = a->next;
+        chain_add(c, a->model, "deadline");
+        attempt_free(a);
+    }
+    evtimer_del(c->retry_ev);
+    snprintf(msg, sizeof(msg), "route %s: no answer within its total deadline of %u ms",
+             c->plan.route->name, c->plan.route->total_timeout_ms);
+    reply_error(c, 504, "upstream_error", "deadline_exceeded", NULL, msg, NULL);
+    chat_end(c);
+}
+
 static void on_client_abort(struct sy_http_req *req, void *arg)
 {
     struct dp_chat *c = arg;
     (void)req;
 
     c->req = NULL;
-    if (c->call) {
-        dp_upstream_cancel(c->call);
-        c->call = NULL;
-    }
     c->status = 499;
     c->error = "client_closed";
-    chat_end(c);
+    chat_end(c); /* frees the attempts, which cancels their calls */
 }
 
-static void bad_request(struct dp_chat *c, const char *code, const char *param, const char *message)
-{
-    reply_error(c, 400, "invalid_request_error", code, param, message);
-}
+/* ---- the request ------------------------------------------------------------------- */
 
 /* Checks the request body for <kind>; returns NULL with an error answer sent when it is
  * unusable. */
@@ -545,16 +1053,17 @@ static cJSON *parse_request(struct dp_chat *c, const char *body, size_t len)
         struct dp_ingress_error ie = {0};
         root = c->in->to_openai(body, len, &ie);
         if (!root) {
-            reply_error(c, ie.status ? ie.status : 400, "invalid_request_error",
-                        ie.code[0] ? ie.code : "invalid_request", ie.param[0] ? ie.param : NULL,
-                        ie.message[0] ? ie.message : "invalid request");
+            snprintf(c->in_code, sizeof(c->in_code), "%s",
+                     ie.code[0] ? ie.code : "invalid_request");
+            reply_error(c, ie.status ? ie.status : 400, "invalid_request_error", c->in_code,
+                        ie.param[0] ? ie.param : NULL,
+                        ie.message[0] ? ie.message : "invalid request", NULL);
             return NULL;
         }
         end = body + len;
     } else {
         root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     }
-
     /* One JSON value and nothing after it but whitespace. */
     while (root && end < body + len &&
            (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
@@ -632,52 +1141,22 @@ out_free:
     return NULL;
 }
 
-/* Builds the upstream request through the adapter; answers 400 when the provider cannot
- * do what was asked. Returns 0 or -1 (answered). */
-static int build_request(struct dp_chat *c, const cJSON *root)
+static const char *header_get(void *arg, const char *name)
 {
-    const struct dp_provider_rt *rt = &c->snap->providers[c->pick.provider_index];
-    char *err = NULL;
-    int rc;
-    int (*build)(const struct dp_provider_rt *, const cJSON *, const struct dp_xctx *,
-                 struct dp_upreq *, char **);
-
-    build = c->kind == DP_API_EMBEDDINGS    ? c->ops->embed_request
-            : c->kind == DP_API_COMPLETIONS ? c->ops->completion_request
-                                            : c->ops->chat_request;
-    if (!build) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "model %s (provider %s, kind %s) does not support %s",
-                 c->pick.model->name, c->pick.provider->name, c->ops->kind,
-                 c->kind == DP_API_EMBEDDINGS ? "embeddings" : "legacy completions");
-        bad_request(c, "unsupported_capability", "model", msg);
-        return -1;
-    }
-    rc = build(rt, root, &c->x, &c->up, &err);
-    if (rc < 0) {
-        if (rc == -ENOMEM) {
-            reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory");
-        } else {
-            char msg[768];
-            snprintf(msg, sizeof(msg), "model %s: %s", c->pick.model->name,
-                     err ? err : "the provider cannot serve this request");
-            bad_request(c, "unsupported_capability", NULL, msg);
-        }
-        free(err);
-        return -1;
-    }
-    return 0;
+    return sy_http_req_header(arg, name);
 }
 
 void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id,
                     enum dp_api_kind kind)
 {
     struct dp_chat *c = sy_xcalloc(1, sizeof(*c));
-    const char *body;
-    size_t body_len;
-    cJSON *root;
+    const struct sy_route *route = NULL;
+    const struct sy_model *direct = NULL;
+    char why[512];
+    int rc;
 
     c->w = w;
+    dp_stats_begin(&w->stats); /* chat_end records the outcome */
     c->req = req;
     c->kind = kind;
     c->in = kind == DP_API_MESSAGES ? &dp_ingress_anthropic : NULL;
@@ -688,66 +1167,71 @@ void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *re
     c->snap = dp_worker_snapshot(w);
     if (c->snap)
         dp_snapshot_ref(c->snap);
-    body = sy_http_req_body(req, &body_len);
-    c->bytes_in = body_len;
+    dp_caller_init(&c->caller, req, c->snap ? c->snap->policy : NULL);
+    c->raw_body = sy_http_req_body(req, &c->raw_len);
+    if (c->in)
+        sy_http_add_header(req, "request-id", request_id); /* where the Anthropic SDK looks */
 
     if (!c->snap) {
-        reply_error(c, 503, "server_error", "no_policy", NULL, "no routing policy is loaded yet");
+        reply_error(c, 503, "server_error", "no_policy", NULL, "no routing policy is loaded yet",
+                    NULL);
         goto out_end;
     }
-    root = parse_request(c, body, body_len);
-    if (!root)
+    c->root = parse_request(c, c->raw_body, c->raw_len);
+    if (!c->root)
         goto out_end;
-
-    const char *model = cJSON_GetObjectItemCaseSensitive(root, "model")->valuestring;
+    dp_caller_set_user(&c->caller, c->root);
+    if (c->in) {
+        /* The client's bytes are not OpenAI's: adapters always build their own body. */
+        c->raw_body = NULL;
+        c->raw_len = 0;
+    }
+    const char *model = cJSON_GetObjectItemCaseSensitive(c->root, "model")->valuestring;
     snprintf(c->requested_model, sizeof(c->requested_model), "%s", model);
-    if (dp_route_pick(c->snap->policy, model, &w->rng, &c->pick) < 0) {
+
+    if (dp_features_extract(c->root, header_get, req, &c->f) < 0) {
+        reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory", NULL);
+        goto out_end;
+    }
+    {
+        const cJSON *mt = cJSON_GetObjectItemCaseSensitive(c->root, "max_completion_tokens");
+        if (!cJSON_IsNumber(mt))
+            mt = cJSON_GetObjectItemCaseSensitive(c->root, "max_tokens");
+        c->f.max_tokens = cJSON_IsNumber(mt) && mt->valuedouble > 0 ? (int64_t)mt->valuedouble : 0;
+    }
+    rc = dp_resolve(c->snap->matcher, c->snap->policy, &c->f, &w->match_scratch, &route, &direct);
+    if (rc == -ENOENT) {
         char msg[300];
         snprintf(msg, sizeof(msg),
                  "The model `%.200s` does not exist or you do not have access to it.", model);
-        reply_error(c, 404, "invalid_request_error", "model_not_found", "model", msg);
-        cJSON_Delete(root);
+        reply_error(c, 404, "invalid_request_error", "model_not_found", "model", msg, NULL);
         goto out_end;
     }
-    c->ops = dp_provider_ops_for(c->pick.provider->kind);
-    c->x = (struct dp_xctx){
-        .model = c->pick.model,
-        .request_id = c->request_id,
-        .created = (int64_t)(sy_wall_us() / 1000000u),
-        .stream = c->stream,
-        /* The client's bytes can be forwarded only when they are OpenAI's; they live as long
-         * as <req>, which outlives the call. */
-        .raw_body = c->in ? NULL : body,
-        .raw_len = c->in ? 0 : body_len,
-    };
-    if (build_request(c, root) < 0) {
-        cJSON_Delete(root);
+    if (rc < 0) {
+        reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory", NULL);
         goto out_end;
     }
-    cJSON_Delete(root);
-
-    sy_sse_init(&c->parser, DP_CHAT_MAX_EVENT, on_sse_event, c);
-    const struct dp_provider_rt *rt = &c->snap->providers[c->pick.provider_index];
-    struct dp_upstream_request rq = {
-        .url = c->up.url,
-        .headers = rt->headers,
-        .body = c->up.body ? c->up.body : body,
-        .body_len = c->up.body ? c->up.body_len : body_len,
-        .connect_timeout_ms = c->pick.provider->connect_timeout_ms,
-        /* A whole answer must come within timeout_ms; a stream must start within it and
-         * never fall silent for that long, however long it runs in all. */
-        .timeout_ms = c->stream ? 0 : c->pick.provider->timeout_ms,
-        .first_byte_timeout_ms = c->stream ? c->pick.provider->timeout_ms : 0,
-        .idle_timeout_ms = c->stream ? c->pick.provider->timeout_ms : 0,
-    };
-    c->call = dp_upstream_start(w->up, &rq, &chat_upstream_ops, c);
-    if (!c->call) {
-        reply_error(c, 500, "server_error", "upstream_start_failed", NULL,
-                    "could not start the upstream request");
+    rc = dp_plan_build(c->snap, route, direct, &c->f, &w->rng, sy_now_us(), &c->plan, why,
+                       sizeof(why));
+    if (rc < 0) {
+        /* A hard constraint left nothing, or every target's breaker is open. */
+        reply_error(c, 503, "server_error",
+                    rc == -EACCES ? "no_eligible_target" : "no_available_target", NULL, why, NULL);
         goto out_end;
+    }
+    dp_retry_budget_earn(&w->proxy->health.budget, &c->snap->policy->resilience);
+    c->retry_ev = evtimer_new(w->base, on_retry_timer, c);
+    c->hedge_ev = evtimer_new(w->base, on_hedge_timer, c);
+    if (route && route->total_timeout_ms) {
+        struct timeval tv = {.tv_sec = route->total_timeout_ms / 1000,
+                             .tv_usec = (route->total_timeout_ms % 1000) * 1000};
+        c->deadline_ev = evtimer_new(w->base, on_deadline, c);
+        evtimer_add(c->deadline_ev, &tv);
     }
     sy_http_req_on_abort(req, on_client_abort, c);
-    return;
+    start_next(c);
+    if (c->req || c->live)
+        return;
 
 out_end:
     chat_end(c);

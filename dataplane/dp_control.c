@@ -66,7 +66,7 @@ static int apply_snapshot(struct dp_proxy *px, const Switchyard__V1__PolicySnaps
     pol->version = version;
     if (snap->hash && strlen(snap->hash) == 16)
         memcpy(pol->hash, snap->hash, sizeof(pol->hash));
-    ds = dp_snapshot_new(pol, errmsg);
+    ds = dp_snapshot_new(pol, &px->health, errmsg);
     if (!ds) {
         sy_policy_unref(pol);
         return -EINVAL;

@@ -23,8 +23,10 @@ void dp_health_table_init(struct dp_health_table *t)
 {
     memset(t, 0, sizeof(*t));
     pthread_mutex_init(&t->lock, NULL);
+    /* last_refill 0: the first spend refills to the cap, so a freshly started proxy can
+     * retry and fail over at once instead of waiting for the budget to build up. */
     atomic_init(&t->budget.milli_tokens, 0);
-    atomic_init(&t->budget.last_refill_us, sy_now_us());
+    atomic_init(&t->budget.last_refill_us, 0);
 }
 
 void dp_health_table_cleanup(struct dp_health_table *t)
@@ -217,7 +219,8 @@ bool dp_retry_budget_spend(struct dp_retry_budget *b, const struct sy_resilience
 
     /* The floor: min_per_second retries a second are always possible. */
     if (now_us > last && atomic_compare_exchange_strong(&b->last_refill_us, &last, now_us)) {
-        int64_t add = (int64_t)((now_us - last) * (uint64_t)r->retry_budget_min_per_s / 1000);
+        int64_t add = last ? (int64_t)((now_us - last) * (uint64_t)r->retry_budget_min_per_s / 1000)
+                           : budget_cap(r);
         if (add > 0) {
             int64_t cur = atomic_fetch_add(&b->milli_tokens, add) + add;
             if (cur > budget_cap(r))

@@ -39,7 +39,7 @@ int dp_proxy_reload(struct dp_proxy *px)
         return -EINVAL;
     }
     pol->version = px->loads + 1;
-    snap = dp_snapshot_new(pol, &err);
+    snap = dp_snapshot_new(pol, &px->health, &err);
     if (!snap) {
         sy_error("policy %s cannot be applied on this node; still serving the previous one: %s",
                  px->opt.policy_path, err ? err : "unknown error");
@@ -97,6 +97,7 @@ int dp_proxy_run(const struct dp_options *opt)
     px.opt = *opt;
     px.access_log_fd = -1;
     dp_snapshot_holder_init(&px.holder);
+    dp_health_table_init(&px.health);
     signal(SIGPIPE, SIG_IGN);
     evthread_use_pthreads();
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
@@ -183,6 +184,7 @@ out_curl:
     curl_global_cleanup();
 out_holder:
     dp_snapshot_holder_cleanup(&px.holder);
+    dp_health_table_cleanup(&px.health);
     libevent_global_shutdown();
     return rc;
 }

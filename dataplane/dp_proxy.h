@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "dp_health.h"
 #include "dp_snapshot.h"
 
 struct dp_worker;
@@ -30,7 +31,8 @@ struct dp_options {
 struct dp_proxy {
     struct dp_options opt;
     struct dp_snapshot_holder holder;
-    int access_log_fd; /* -1 when off */
+    struct dp_health_table health; /* per target, shared by all workers and snapshots */
+    int access_log_fd;             /* -1 when off */
     atomic_bool draining;
     atomic_int live_workers;
     int64_t loads; /* policy versions loaded from the file (main thread) */

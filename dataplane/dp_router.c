@@ -1,7 +1,16 @@
-/* dataplane/dp_router.c - route and target selection. Worker thread; no shared state. */
+/* dataplane/dp_router.c - strategies, constraints and health turned into a target order.
+ * Worker thread; reads shared health atomics only. */
 #include "dp_router.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dp_health.h"
+#include "dp_snapshot.h"
+
+/* Completion tokens assumed by lowest_cost when the request sets no max_tokens. */
+#define DP_COST_DEFAULT_COMPLETION 256
 
 uint64_t dp_rand_next(uint64_t *state)
 {
@@ -13,37 +22,222 @@ uint64_t dp_rand_next(uint64_t *state)
     return x * 0x2545F4914F6CDD1DULL;
 }
 
-static const struct sy_target *pick_weighted(const struct sy_route *rt, uint64_t *rng)
+static bool text_eq(const struct dp_text *t, const char *s)
 {
-    uint64_t r;
-
-    if (rt->n_targets == 1)
-        return &rt->targets[0];
-    r = dp_rand_next(rng) % rt->total_weight;
-    for (size_t i = 0; i < rt->n_targets; i++) {
-        if (r < rt->targets[i].weight)
-            return &rt->targets[i];
-        r -= rt->targets[i].weight;
-    }
-    return &rt->targets[rt->n_targets - 1];
+    return t->len == strlen(s) && memcmp(t->p, s, t->len) == 0;
 }
 
-int dp_route_pick(const struct sy_policy *pol, const char *requested, uint64_t *rng,
-                  struct dp_pick *out)
+bool dp_provider_eligible(const struct sy_provider *p, const struct dp_features *f)
 {
-    const struct sy_route *rt = sy_policy_find_route(pol, requested);
-    const struct sy_model *m;
-
-    if (rt) {
-        m = &pol->models[pick_weighted(rt, rng)->model];
-    } else {
-        m = sy_policy_find_model(pol, requested);
-        if (!m)
-            return -ENOENT;
+    if (f->region.len && !(p->region && text_eq(&f->region, p->region)))
+        return false;
+    for (size_t i = 0; i < f->n_compliance; i++) {
+        bool has = false;
+        for (size_t k = 0; k < p->n_compliance && !has; k++)
+            has = text_eq(&f->compliance[i], p->compliance[k]);
+        if (!has)
+            return false;
     }
-    out->route = rt;
-    out->model = m;
-    out->provider_index = m->provider;
-    out->provider = &pol->providers[m->provider];
+    return true;
+}
+
+struct ranked {
+    size_t model;
+    uint32_t weight;
+    double key; /* sort key, lower first */
+};
+
+static void sort_by_key(struct ranked *r, size_t n)
+{
+    /* Insertion sort: a route has a handful of targets. Stable, so ties keep order. */
+    for (size_t i = 1; i < n; i++) {
+        struct ranked t = r[i];
+        size_t j = i;
+        while (j > 0 && r[j - 1].key > t.key) {
+            r[j] = r[j - 1];
+            j--;
+        }
+        r[j] = t;
+    }
+}
+
+/* Weighted order without replacement: the first is drawn by weight, then the next among
+ * the rest, and so on; zero-weight targets come last (in order), for failover only. */
+static void order_weighted(struct ranked *r, size_t n, uint64_t *rng)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint64_t total = 0;
+        for (size_t k = i; k < n; k++)
+            total += r[k].weight;
+        if (total == 0)
+            return;
+        uint64_t x = dp_rand_next(rng) % total;
+        size_t pick = i;
+        for (size_t k = i; k < n; k++) {
+            if (x < r[k].weight) {
+                pick = k;
+                break;
+            }
+            x -= r[k].weight;
+        }
+        struct ranked t = r[pick];
+        memmove(&r[i + 1], &r[i], (pick - i) * sizeof(*r));
+        r[i] = t;
+    }
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static void rank(const struct dp_snapshot *snap, const struct sy_route *route,
+                 const struct dp_features *f, uint64_t *rng, struct ranked *r, size_t n)
+{
+    const struct sy_policy *pol = snap->policy;
+
+    switch (route->strategy) {
+    case SY_STRATEGY_WEIGHTED:
+        order_weighted(r, n, rng);
+        return;
+    case SY_STRATEGY_PRIORITY:
+        return; /* as written */
+    case SY_STRATEGY_LOWEST_COST:
+        for (size_t i = 0; i < n; i++) {
+            const struct sy_model *m = &pol->models[r[i].model];
+            double in = f->prompt_tokens > 0 ? (double)f->prompt_tokens : 0;
+            double out =
+                f->max_tokens > 0 ? (double)f->max_tokens : (double)DP_COST_DEFAULT_COMPLETION;
+            r[i].key = in * m->input_per_mtok + out * m->output_per_mtok;
+        }
+        sort_by_key(r, n);
+        return;
+    case SY_STRATEGY_LOWEST_LATENCY: {
+        /* Power of two choices: two random targets, the faster first; the rest by EWMA.
+         * A target without samples counts as fastest, so new targets get explored. */
+        for (size_t i = 0; i < n; i++) {
+            const struct dp_target_health *h = snap->health[r[i].model];
+            uint64_t v =
+                f->stream ? atomic_load(&h->ttft_ewma_us) : atomic_load(&h->latency_ewma_us);
+            r[i].key = (double)v;
+        }
+        if (n >= 2) {
+            size_t a = dp_rand_next(rng) % n, b = dp_rand_next(rng) % (n - 1);
+            if (b >= a)
+                b++;
+            size_t chosen = r[a].key <= r[b].key ? r[a].model : r[b].model;
+            sort_by_key(r, n);
+            for (size_t i = 1; i < n; i++) {
+                if (r[i].model == chosen) {
+                    struct ranked t = r[i];
+                    memmove(&r[1], &r[0], i * sizeof(*r));
+                    r[0] = t;
+                    break;
+                }
+            }
+        }
+        return;
+    }
+    case SY_STRATEGY_LEAST_BUSY:
+        for (size_t i = 0; i < n; i++) {
+            const struct dp_target_health *h = snap->health[r[i].model];
+            /* A random fraction breaks ties without favouring the first target. */
+            r[i].key =
+                (double)atomic_load(&h->in_flight) + (double)(dp_rand_next(rng) % 1000) / 10000.0;
+        }
+        sort_by_key(r, n);
+        return;
+    case SY_STRATEGY_CACHE_AFFINITY:
+        /* Rendezvous hashing on the conversation: every proxy picks the same target for
+         * one conversation, and removing a target moves only its own conversations. */
+        for (size_t i = 0; i < n; i++) {
+            uint64_t h = mix64(f->affinity_hash ^ mix64(r[i].model + 1));
+            r[i].key = -(double)(h >> 11);
+        }
+        sort_by_key(r, n);
+        return;
+    }
+}
+
+int dp_plan_build(const struct dp_snapshot *snap, const struct sy_route *route,
+                  const struct sy_model *direct, const struct dp_features *f, uint64_t *rng,
+                  uint64_t now_us, struct dp_plan *out, char *why, size_t why_len)
+{
+    const struct sy_policy *pol = snap->policy;
+    struct ranked r[DP_MAX_CANDIDATES];
+    size_t n = 0, n_eligible = 0;
+
+    out->route = route;
+    out->n = 0;
+    out->panic = false;
+    if (!route) {
+        r[n++] = (struct ranked){.model = (size_t)(direct - pol->models), .weight = 1};
+    } else {
+        for (size_t i = 0; i < route->n_targets && n < DP_MAX_CANDIDATES; i++)
+            r[n++] = (struct ranked){.model = route->targets[i].model,
+                                     .weight = route->targets[i].weight};
+    }
+    /* Hard constraints first: no strategy may ever pick outside them. */
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (dp_provider_eligible(&pol->providers[pol->models[r[i].model].provider], f))
+            r[k++] = r[i];
+    }
+    n_eligible = k;
+    /* Health: an open breaker's share goes to the others. */
+    struct ranked all[DP_MAX_CANDIDATES];
+    memcpy(all, r, k * sizeof(*r));
+    n = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (dp_health_usable(snap->health[r[i].model], &pol->resilience, now_us))
+            r[n++] = r[i];
+    }
+    if (route && n > 1)
+        rank(snap, route, f, rng, r, n);
+    for (size_t i = 0; i < n; i++)
+        out->c[out->n++] = (struct dp_candidate){
+            .model = &pol->models[r[i].model], .model_index = r[i].model, .fallback = false};
+    /* Then the fallback chain, under the same constraints and health rules. */
+    for (size_t i = 0; route && i < route->n_fallback && out->n < DP_MAX_CANDIDATES; i++) {
+        size_t m = route->fallback[i];
+        if (!dp_provider_eligible(&pol->providers[pol->models[m].provider], f))
+            continue;
+        n_eligible++;
+        if (!dp_health_usable(snap->health[m], &pol->resilience, now_us))
+            continue;
+        out->c[out->n++] =
+            (struct dp_candidate){.model = &pol->models[m], .model_index = m, .fallback = true};
+    }
+    if (out->n)
+        return 0;
+    if (n_eligible == 0) {
+        char want[256] = "";
+        size_t o = 0;
+        if (f->region.len)
+            o += (size_t)snprintf(want + o, sizeof(want) - o, "region %.*s", (int)f->region.len,
+                                  f->region.p);
+        for (size_t i = 0; i < f->n_compliance && o < sizeof(want); i++)
+            o += (size_t)snprintf(want + o, sizeof(want) - o, "%scompliance %.*s", o ? ", " : "",
+                                  (int)f->compliance[i].len, f->compliance[i].p);
+        snprintf(why, why_len, "no target of %s %s satisfies the request's constraints (%s)",
+                 route ? "route" : "model", route ? route->name : direct->name, want);
+        return -EACCES;
+    }
+    /* Panic: every eligible target is open. Targets, then fallbacks, as written. */
+    out->panic = true;
+    for (size_t i = 0; i < k; i++)
+        out->c[out->n++] = (struct dp_candidate){
+            .model = &pol->models[all[i].model], .model_index = all[i].model, .fallback = false};
+    for (size_t i = 0; route && i < route->n_fallback && out->n < DP_MAX_CANDIDATES; i++) {
+        size_t m = route->fallback[i];
+        if (dp_provider_eligible(&pol->providers[pol->models[m].provider], f))
+            out->c[out->n++] =
+                (struct dp_candidate){.model = &pol->models[m], .model_index = m, .fallback = true};
+    }
     return 0;
 }

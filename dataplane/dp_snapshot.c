@@ -9,10 +9,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dp_health.h"
+#include "dp_match.h"
 #include "sy_log.h"
 #include "sy_util.h"
 
-struct dp_snapshot *dp_snapshot_new(struct sy_policy *pol, char **errmsg)
+struct dp_snapshot *dp_snapshot_new(struct sy_policy *pol, struct dp_health_table *health,
+                                    char **errmsg)
 {
     struct dp_snapshot *snap = sy_xcalloc(1, sizeof(*snap));
     size_t i;
@@ -23,6 +26,13 @@ struct dp_snapshot *dp_snapshot_new(struct sy_policy *pol, char **errmsg)
         if (dp_provider_ops_for(p->kind)->prepare(p, &snap->providers[i], errmsg) < 0)
             goto out_free;
     }
+    snap->matcher = dp_matcher_new(pol, errmsg);
+    if (!snap->matcher)
+        goto out_free;
+    snap->health = sy_xcalloc(pol->n_models ? pol->n_models : 1, sizeof(*snap->health));
+    for (size_t m = 0; m < pol->n_models; m++)
+        snap->health[m] = dp_health_get(health, pol->providers[pol->models[m].provider].name,
+                                        pol->models[m].upstream_model);
     snap->policy = pol;
     snprintf(snap->version_str, sizeof(snap->version_str), "%" PRId64, pol->version);
     atomic_init(&snap->refcount, 1);
@@ -51,6 +61,8 @@ void dp_snapshot_unref(struct dp_snapshot *snap)
     for (size_t i = 0; i < snap->policy->n_providers; i++)
         dp_provider_rt_cleanup(&snap->providers[i]);
     free(snap->providers);
+    free(snap->health);
+    dp_matcher_free(snap->matcher);
     sy_policy_unref(snap->policy);
     free(snap);
 }

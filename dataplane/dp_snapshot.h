@@ -17,17 +17,26 @@
 #include "dp_provider.h"
 #include "sy_policy.h"
 
+struct dp_health_table;
+struct dp_target_health;
+struct dp_matcher;
+
 struct dp_snapshot {
     atomic_int refcount;
     struct sy_policy *policy;         /* owned reference */
     struct dp_provider_rt *providers; /* parallel to policy->providers */
+    struct dp_target_health **health; /* parallel to policy->models; process-wide entries */
+    struct dp_matcher *matcher;       /* the routes' rules, compiled for this policy */
     char version_str[24];             /* policy->version as text, for headers */
 };
 
 /* Builds a snapshot from <pol> (takes the caller's reference on success), resolving each
- * provider's api_key_env from the environment. Returns NULL with *errmsg set (caller frees;
- * <pol> untouched) when this node cannot serve the policy, e.g. a key variable is unset. */
-struct dp_snapshot *dp_snapshot_new(struct sy_policy *pol, char **errmsg);
+ * provider's api_key_env from the environment, attaching each model's health entry from
+ * <health> (process-wide, outlives every snapshot) and compiling the route matcher.
+ * Returns NULL with *errmsg set (caller frees; <pol> untouched) when this node cannot serve
+ * the policy, e.g. a key variable is unset. */
+struct dp_snapshot *dp_snapshot_new(struct sy_policy *pol, struct dp_health_table *health,
+                                    char **errmsg);
 
 struct dp_snapshot *dp_snapshot_ref(struct dp_snapshot *snap);
 /* Drops a reference; the last frees. Accepts NULL. Any thread. */

@@ -98,9 +98,11 @@ int dp_worker_init(struct dp_worker *w, struct dp_proxy *proxy, int id, int fd)
     w->id = id;
     w->proxy = proxy;
     w->listen_fd = fd;
+    dp_stats_init(&w->stats);
     if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng))
         w->rng = sy_wall_us() ^ ((uint64_t)id << 32);
     w->rng |= 1; /* xorshift state must not be zero */
+    dp_match_scratch_init(&w->match_scratch);
     w->base = event_base_new();
     if (!w->base) {
         close(fd);
@@ -141,6 +143,17 @@ void dp_worker_stop(struct dp_worker *w)
         event_active(w->stop_ev, 0, 0);
 }
 
+/* Any worker's /metrics reads every worker's stats: free them once no worker runs. */
+static void stats_cleanup_when_all_stopped(struct dp_proxy *px)
+{
+    for (int i = 0; px && i < px->n_workers; i++) {
+        if (px->workers[i].started)
+            return;
+    }
+    for (int i = 0; px && i < px->n_workers; i++)
+        dp_stats_cleanup(&px->workers[i].stats);
+}
+
 void dp_worker_join(struct dp_worker *w)
 {
     if (w->started)
@@ -152,6 +165,8 @@ void dp_worker_join(struct dp_worker *w)
     dp_upstream_free(w->up);
     w->up = NULL;
     dp_snapshot_cache_cleanup(&w->snap);
+    dp_match_scratch_cleanup(&w->match_scratch);
+    stats_cleanup_when_all_stopped(w->proxy);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->drain_timer)

@@ -14,7 +14,9 @@
 
 #include <event2/event.h>
 
+#include "dp_match.h"
 #include "dp_snapshot.h"
+#include "dp_stats.h"
 
 struct dp_proxy;
 struct sy_http_server;
@@ -27,6 +29,8 @@ struct dp_worker {
     struct sy_http_server *http;
     struct dp_upstream *up;
     struct dp_snapshot_cache snap;
+    struct dp_match_scratch match_scratch; /* per-request matcher state, reused */
+    struct dp_stats stats; /* written by this worker only; read by any worker's /metrics */
     struct event *stop_ev;
     struct event *drain_timer;
     struct event *tick; /* once a second: follow policy changes to the server limits */
