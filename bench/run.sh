@@ -22,6 +22,8 @@
 #   -r, --repeat N      run the whole matrix N times (interleaved) and report medians
 #   --quiet-wait S      before each run, wait up to S seconds for both CPUs to be idle
 #                       (default 10; 0 = never wait); a shared machine skews the numbers
+#   --routes N          put N rule routes (keywords, regexes) in front of the models, so
+#                       every request pays for a full route evaluation (default 0)
 #   --port-base N       first port to try (default 28180)
 #   --out DIR           results directory (default bench/results/<stamp>)
 set -euo pipefail
@@ -59,6 +61,7 @@ while [ $# -gt 0 ]; do
         shift ;;
     --port-base) PORT_BASE=$2; shift 2 ;;
     --quiet-wait) QUIET_WAIT=$2; shift 2 ;;
+    --routes) ROUTES=$2; shift 2 ;;
     -r | --repeat) REPEAT=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -184,6 +187,19 @@ start_nginx nginx-proxy "$BENCH_DIR/nginx-proxy.conf.in" "$NGX_PORT" UPSTREAM_PO
 NGX_PID=$NGINX_PID
 
 fill "$BENCH_DIR/policy.yaml.in" "$TMP/policy.yaml" UPSTREAM_PORT="$UP_PORT"
+if [ "${ROUTES:-0}" -gt 0 ]; then
+    # A realistic rule set in front of the benchmark's models: every route has keyword or
+    # regex rules over the prompt that never match, so each request pays for the whole
+    # evaluation (one text scan, the literal prefilter) before falling to its model name.
+    echo "routes:" >>"$TMP/policy.yaml"
+    for i in $(seq 1 "$ROUTES"); do
+        if [ $((i % 2)) = 0 ]; then
+            echo "  - {name: r$i, match: {keywords: {any: [zq${i}word, \"no such phrase $i\"], in: any}}, targets: [{model: bench-json}]}"
+        else
+            echo "  - {name: r$i, match: {min_prompt_tokens: 10, regex: {pattern: \"^never-$i (a|b)+\", in: last_user}}, targets: [{model: bench-json}]}"
+        fi
+    done >>"$TMP/policy.yaml"
+fi
 cp "$TMP/policy.yaml" "$OUT/policy.yaml"
 start_switchyard() { # NAME PORT ACCESS_LOG -> sets SY_PID
     taskset -c "$SUT_CPU" "$PROXY_BIN" --listen "127.0.0.1:$2" --policy "$TMP/policy.yaml" \

@@ -1,4 +1,10 @@
-/* dataplane/dp_upstream.c - libcurl multi-socket driven by a worker's libevent loop.
+/* dataplane/dp_upstream.c - provider calls: plain http:// on dp_h1, the rest on libcurl
+ * multi-socket driven by a worker's libevent loop.
+ *
+ * dp_upstream_start picks the engine per URL: http:// goes to dp_h1 (a lean HTTP/1.1
+ * client, docs/internals/upstream.md) unless SY_UPSTREAM_CURL is set in the environment;
+ * https:// and anything dp_h1 does not take goes to libcurl. A dp_h1 call hides behind a
+ * small recycled dp_upstream_call whose ops forward to the caller's.
  *
  * Easy handles are recycled through a small free list (curl_easy_reset keeps the multi's
  * connection pool and DNS cache). Completion is read from curl_multi_info_read after every
@@ -7,6 +13,7 @@
 #define SY_LOG_MODULE "upstream"
 
 #include "dp_upstream.h"
+#include "dp_h1.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
@@ -19,6 +26,7 @@
 #include "sy_util.h"
 
 #define DP_UP_FREE_HANDLES 64
+#define DP_UP_FREE_CALLS 64 /* recycled wrappers of dp_h1 calls */
 
 struct dp_upstream {
     struct event_base *base;
@@ -30,16 +38,21 @@ struct dp_upstream {
     bool in_dispatch;               /* inside curl_multi_socket_action */
     struct event *check_ev;         /* runs check_done on the next loop pass */
     struct dp_upstream_call *calls; /* every call in progress */
+    struct dp_h1 *h1;               /* http:// calls; NULL when SY_UPSTREAM_CURL is set */
+    struct dp_upstream_call *free_calls;
+    size_t n_free_calls;
 };
 
 struct dp_upstream_call {
     struct dp_upstream *up;
+    struct dp_h1_call *h1; /* set: dp_h1 runs this call and only up/ops/arg/links matter */
     CURL *easy;
     const struct dp_upstream_ops *ops;
     void *arg;
     bool headers_done;
     bool got_body;
     bool aborted;
+    bool cancelled; /* cancelled from inside libcurl: no callbacks, reaped by on_check */
     struct event *first_byte_timer;
     uint32_t first_byte_timeout_ms;
     bool paused;
@@ -294,7 +307,8 @@ static void finish_with(struct dp_upstream_call *call, enum dp_upstream_result r
     else
         curl_easy_cleanup(call->easy);
     call_unlink(call);
-    call->ops->on_done(call->arg, res, detail);
+    if (!call->cancelled)
+        call->ops->on_done(call->arg, res, detail);
     free(call);
 }
 
@@ -340,10 +354,102 @@ static void check_done(struct dp_upstream *up)
 
 static void on_check(evutil_socket_t fd, short what, void *arg)
 {
+    struct dp_upstream *up = arg;
     (void)fd;
     (void)what;
-    check_done(arg);
+
+    check_done(up);
+    /* Calls cancelled from inside libcurl, removed now that it is safe. */
+    for (struct dp_upstream_call *call = up->calls, *next; call; call = next) {
+        next = call->next;
+        if (call->cancelled && !call->h1)
+            dp_upstream_cancel(call);
+    }
 }
+
+/* ---- calls on dp_h1 ------------------------------------------------------------------ */
+
+static void h1_call_recycle(struct dp_upstream *up, struct dp_upstream_call *call)
+{
+    if (up->n_free_calls >= DP_UP_FREE_CALLS) {
+        free(call);
+        return;
+    }
+    call->next = up->free_calls;
+    up->free_calls = call;
+    up->n_free_calls++;
+}
+
+static void h1_on_headers(void *arg, long status, const char *content_type, const char *retry_after)
+{
+    struct dp_upstream_call *call = arg;
+    call->ops->on_headers(call->arg, status, content_type, retry_after);
+}
+
+static int h1_on_data(void *arg, const char *data, size_t len)
+{
+    struct dp_upstream_call *call = arg;
+    return call->ops->on_data(call->arg, data, len);
+}
+
+/* dp_h1 has already forgotten its call: unlink and recycle ours, then tell the caller
+ * (which may start another call and get this very wrapper back). */
+static void h1_on_done(void *arg, enum dp_upstream_result result, const char *detail)
+{
+    struct dp_upstream_call *call = arg;
+    struct dp_upstream *up = call->up;
+    const struct dp_upstream_ops *ops = call->ops;
+    void *user = call->arg;
+
+    call_unlink(call);
+    h1_call_recycle(up, call);
+    ops->on_done(user, result, detail);
+}
+
+static const struct dp_upstream_ops h1_forward_ops = {
+    .on_headers = h1_on_headers,
+    .on_data = h1_on_data,
+    .on_done = h1_on_done,
+};
+
+static struct dp_upstream_call *h1_start(struct dp_upstream *up,
+                                         const struct dp_upstream_request *rq,
+                                         const struct dp_upstream_ops *ops, void *arg)
+{
+    struct dp_upstream_call *call = up->free_calls;
+
+    if (call) {
+        up->free_calls = call->next;
+        up->n_free_calls--;
+        memset(call, 0, sizeof(*call));
+    } else {
+        call = sy_xcalloc(1, sizeof(*call));
+    }
+    call->up = up;
+    call->ops = ops;
+    call->arg = arg;
+    call->h1 = dp_h1_start(up->h1, rq, &h1_forward_ops, call);
+    if (!call->h1) {
+        h1_call_recycle(up, call);
+        return NULL;
+    }
+    up->active++;
+    call->next = up->calls;
+    if (up->calls)
+        up->calls->prev = call;
+    up->calls = call;
+    return call;
+}
+
+/* SY_UPSTREAM_CURL=1 sends plain http:// through libcurl too: an escape hatch should the
+ * lean client misbehave with some server, and the "before" of its benchmark. */
+static bool curl_only(void)
+{
+    const char *v = getenv("SY_UPSTREAM_CURL");
+    return v && *v && strcmp(v, "0") != 0;
+}
+
+/* ---- the interface ------------------------------------------------------------------ */
 
 struct dp_upstream *dp_upstream_new(struct event_base *base)
 {
@@ -353,7 +459,9 @@ struct dp_upstream *dp_upstream_new(struct event_base *base)
     up->multi = curl_multi_init();
     up->timer = evtimer_new(base, on_timer, up);
     up->check_ev = event_new(base, -1, 0, on_check, up);
-    if (!up->multi || !up->timer || !up->check_ev) {
+    if (!curl_only())
+        up->h1 = dp_h1_new(base);
+    if (!up->multi || !up->timer || !up->check_ev || (!up->h1 && !curl_only())) {
         dp_upstream_free(up);
         return NULL;
     }
@@ -371,6 +479,12 @@ void dp_upstream_free(struct dp_upstream *up)
         return;
     while (up->calls)
         dp_upstream_cancel(up->calls);
+    dp_h1_free(up->h1);
+    while (up->free_calls) {
+        struct dp_upstream_call *call = up->free_calls;
+        up->free_calls = call->next;
+        free(call);
+    }
     for (size_t i = 0; i < up->n_free; i++)
         curl_easy_cleanup(up->free_handles[i]);
     if (up->multi)
@@ -389,6 +503,8 @@ struct dp_upstream_call *dp_upstream_start(struct dp_upstream *up,
     struct dp_upstream_call *call;
     CURL *easy;
 
+    if (up->h1 && dp_h1_url_ok(rq->url))
+        return h1_start(up, rq, ops, arg);
     easy = up->n_free ? up->free_handles[--up->n_free] : new_easy();
     if (!easy)
         return NULL;
@@ -430,16 +546,9 @@ struct dp_upstream_call *dp_upstream_start(struct dp_upstream *up,
     if (up->calls)
         up->calls->prev = call;
     up->calls = call;
-    if (!up->in_dispatch) {
-        /* Send the request now rather than one loop pass later from the 0 ms timer. A
-         * completion this causes (a refused connection, say) is reported from the next
-         * loop pass, so the caller never sees callbacks before this returns. */
-        int running = 0;
-        up->in_dispatch = true;
-        curl_multi_socket_action(up->multi, CURL_SOCKET_TIMEOUT, 0, &running);
-        up->in_dispatch = false;
-        event_active(up->check_ev, 0, 0);
-    }
+    /* No kick here: libcurl may complete a transfer inside curl_multi_socket_action, and
+     * the caller must never see callbacks before this returns. The 0 ms timer libcurl
+     * asked for starts it on the next loop pass. */
     return call;
 }
 
@@ -450,6 +559,20 @@ void dp_upstream_cancel(struct dp_upstream_call *call)
     if (!call)
         return;
     up = call->up;
+    if (call->h1) {
+        dp_h1_cancel(call->h1);
+        call_unlink(call);
+        h1_call_recycle(up, call);
+        return;
+    }
+    if (up->in_dispatch) {
+        /* Inside libcurl (another transfer's callback cancels this one): libcurl forbids
+         * removing handles now. Silence the call at once and reap it right after. */
+        call->cancelled = true;
+        call->aborted = true;
+        event_active(up->check_ev, 0, 0);
+        return;
+    }
     call_release_timer(call);
     curl_multi_remove_handle(up->multi, call->easy);
     /* A cancelled transfer's connection may be mid-response: do not pool it. */
@@ -460,6 +583,10 @@ void dp_upstream_cancel(struct dp_upstream_call *call)
 
 void dp_upstream_resume(struct dp_upstream_call *call)
 {
+    if (call->h1) {
+        dp_h1_resume(call->h1);
+        return;
+    }
     if (call->paused) {
         call->paused = false;
         curl_easy_pause(call->easy, CURLPAUSE_CONT);

@@ -1,8 +1,11 @@
-/* dataplane/dp_upstream.h - HTTP calls to providers: libcurl multi-socket on a worker's
- * event_base (the hiperfifo pattern).
+/* dataplane/dp_upstream.h - HTTP calls to providers on a worker's event_base: plain
+ * http:// on dp_h1 (our lean HTTP/1.1 client), https:// on libcurl multi-socket (the
+ * hiperfifo pattern).
  *
- * One dp_upstream per worker; its CURLM keeps the connection pool, so calls to the same
- * provider reuse keep-alive connections. Everything runs on the worker thread. A call's
+ * One dp_upstream per worker; dp_h1 and libcurl's CURLM each keep a connection pool, so
+ * calls to the same provider reuse keep-alive connections. Setting SY_UPSTREAM_CURL=1 in
+ * the environment sends http:// through libcurl too (an escape hatch; read when a worker
+ * starts). docs/internals/upstream.md has the why. Everything runs on the worker thread. A call's
  * callbacks run from libcurl's callbacks: they must not start or cancel calls directly (use
  * dp_upstream_cancel only from outside a callback of the same call, e.g. from an HTTP event);
  * on_done is the last callback of a call, after which the call is gone.
@@ -60,7 +63,9 @@ void dp_upstream_free(struct dp_upstream *up);
 struct dp_upstream_call *dp_upstream_start(struct dp_upstream *up,
                                            const struct dp_upstream_request *rq,
                                            const struct dp_upstream_ops *ops, void *arg);
-/* Stops a call; no callback runs after this. Not from inside this call's callbacks. */
+/* Stops a call; no callback runs after this. Not from inside this call's own callbacks;
+ * from another call's callback it is fine (inside libcurl the removal is deferred to the
+ * next loop pass, but the call is silent at once). */
 void dp_upstream_cancel(struct dp_upstream_call *call);
 /* Resumes a call paused by on_data returning 1. */
 void dp_upstream_resume(struct dp_upstream_call *call);
