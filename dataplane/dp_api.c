@@ -107,17 +107,33 @@ static void handle_models(struct dp_worker *w, struct sy_http_req *req)
     free(out);
 }
 
+enum endpoint_kind {
+    EP_CHAT,
+    EP_COMPLETIONS,
+    EP_EMBEDDINGS,
+    EP_MESSAGES,
+    EP_MODELS,
+    EP_METRICS,
+    EP_HEALTHZ,
+    EP_READYZ,
+};
+
 struct endpoint {
     const char *path;
     enum sy_http_method method;
     const char *allow;
+    enum endpoint_kind kind;
 };
 
 static const struct endpoint endpoints[] = {
-    {"/v1/chat/completions", SY_HTTP_POST, "POST"}, {"/v1/models", SY_HTTP_GET, "GET, HEAD"},
-    {"/healthz", SY_HTTP_GET, "GET, HEAD"},         {"/readyz", SY_HTTP_GET, "GET, HEAD"},
-    {"/v1/completions", SY_HTTP_POST, "POST"},      {"/v1/embeddings", SY_HTTP_POST, "POST"},
-    {"/v1/messages", SY_HTTP_POST, "POST"},         {"/metrics", SY_HTTP_GET, "GET, HEAD"},
+    {"/v1/chat/completions", SY_HTTP_POST, "POST", EP_CHAT},
+    {"/v1/completions", SY_HTTP_POST, "POST", EP_COMPLETIONS},
+    {"/v1/embeddings", SY_HTTP_POST, "POST", EP_EMBEDDINGS},
+    {"/v1/messages", SY_HTTP_POST, "POST", EP_MESSAGES},
+    {"/v1/models", SY_HTTP_GET, "GET, HEAD", EP_MODELS},
+    {"/metrics", SY_HTTP_GET, "GET, HEAD", EP_METRICS},
+    {"/healthz", SY_HTTP_GET, "GET, HEAD", EP_HEALTHZ},
+    {"/readyz", SY_HTTP_GET, "GET, HEAD", EP_READYZ},
 };
 
 void dp_api_handle(struct sy_http_req *req, void *arg)
@@ -172,30 +188,38 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
         }
     }
 
-    if (ep == &endpoints[0]) {
+    switch (ep->kind) {
+    case EP_CHAT:
         dp_chat_handle(w, req, id, DP_API_CHAT);
-    } else if (ep == &endpoints[4]) {
+        break;
+    case EP_COMPLETIONS:
         dp_chat_handle(w, req, id, DP_API_COMPLETIONS);
-    } else if (ep == &endpoints[5]) {
+        break;
+    case EP_EMBEDDINGS:
         dp_chat_handle(w, req, id, DP_API_EMBEDDINGS);
-    } else if (ep == &endpoints[6]) {
+        break;
+    case EP_MESSAGES:
         dp_chat_handle(w, req, id, DP_API_MESSAGES);
-    } else if (ep == &endpoints[1]) {
+        break;
+    case EP_MODELS:
         log_simple(w, req, id, 200, 0, NULL);
         handle_models(w, req);
-    } else if (ep == &endpoints[7]) {
-        dp_metrics_handle(w, req); /* not access-logged: scrapes would drown the traffic */
-    } else if (ep == &endpoints[2]) {
-        /* Probes are not access-logged: they would drown the traffic. */
+        break;
+    case EP_METRICS:
+        /* Scrapes and probes are not access-logged: they would drown the traffic. */
+        dp_metrics_handle(w, req);
+        break;
+    case EP_HEALTHZ:
         reply_json(req, 200, "{\"status\":\"ok\"}");
-    } else {
-        bool draining = atomic_load(&w->proxy->draining);
+        break;
+    case EP_READYZ:
         if (!snap)
             reply_json(req, 503, "{\"status\":\"not_ready\",\"reason\":\"no policy loaded\"}");
-        else if (draining)
+        else if (atomic_load(&w->proxy->draining))
             reply_json(req, 503, "{\"status\":\"draining\"}");
         else
             reply_json(req, 200, "{\"status\":\"ready\"}");
+        break;
     }
     dp_auth_done();
 }
