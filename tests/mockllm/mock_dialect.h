@@ -42,7 +42,7 @@ typedef void (*mock_handle_fn)(const struct mock_request *rq, struct mock_reply 
 typedef char *(*mock_error_body_fn)(int status, const char *message, size_t *len);
 
 struct mock_route {
-    unsigned method; /* EVHTTP_REQ_* */
+    unsigned method;  /* EVHTTP_REQ_* */
     const char *path; /* exact, or a prefix when it ends in '*' */
     mock_handle_fn handle;
 };
