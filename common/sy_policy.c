@@ -1230,7 +1230,9 @@ static void check_bounds(struct compiler *c, const char *path, const char *min_k
 }
 
 /* match.model: a glob when it has any of * ? [ (matched with fnmatch() by the data plane),
- * otherwise an exact name, which goes into the route index and must be unique. */
+ * otherwise an exact name, which goes into the route index (the first route with that name
+ * wins the index). Several routes may share an exact name, told apart by their other
+ * conditions; check_shadowed_routes() refuses the ones that can never match. */
 static void compile_match_model(struct compiler *c, const cJSON *match, const char *mpath,
                                 size_t ri)
 {
@@ -1255,9 +1257,44 @@ static void compile_match_model(struct compiler *c, const cJSON *match, const ch
     }
     r->match_model = sy_xstrdup(s);
     dup = index_insert(&pol->route_index, &rt, ri);
-    if (dup != SIZE_MAX)
-        errf(c, mpath, "model", "duplicate route for model %s (also routes[%zu])", quote(q, s),
-             dup);
+    (void)dup; /* a repeat is fine unless shadowed: see check_shadowed_routes() */
+    (void)q;
+}
+
+/* Does <m> hold for every request for its model, i.e. has no condition besides the model? */
+static bool match_only_model(const struct sy_match *m)
+{
+    struct sy_match t = *m;
+    t.model = NULL;
+    return sy_match_is_empty(&t);
+}
+
+/* Routes are tried in order: a route whose exact match.model repeats an earlier route's
+ * that has no other condition can never match. That is a mistake worth an error (the
+ * typical intent, "auto with short prompts -> small, else auto -> large", puts the
+ * condition on the earlier route). */
+static void check_shadowed_routes(struct compiler *c)
+{
+    struct sy_policy *pol = c->pol;
+    char path[PATH_BUF], q[QUOTE_BUF];
+
+    for (size_t i = 0; i < pol->n_routes; i++) {
+        const struct sy_route *r = &pol->routes[i];
+        if (!r->match_model)
+            continue;
+        for (size_t j = 0; j < i; j++) {
+            const struct sy_route *e = &pol->routes[j];
+            if (e->match_model && strcmp(e->match_model, r->match_model) == 0 &&
+                match_only_model(&e->match)) {
+                snprintf(path, sizeof(path), "routes[%zu].match", i);
+                errf(c, path, "model",
+                     "unreachable: routes[%zu] takes every request for model %s first (give it "
+                     "more conditions, or put this route before it)",
+                     j, quote(q, r->match_model));
+                break;
+            }
+        }
+    }
 }
 
 static void compile_match(struct compiler *c, const cJSON *obj, const char *path, size_t ri)
@@ -1851,6 +1888,7 @@ static void compile_sections(struct compiler *c, const cJSON *root)
     for (it = routes ? routes->child : NULL, i = 0; it; it = it->next, i++)
         compile_route(c, it, i, seen);
     free(seen);
+    check_shadowed_routes(c);
 
     compile_default_route(c, root);
     compile_resilience(c, root);

@@ -393,7 +393,22 @@ static void test_route_errors(void **state)
                "routes[1].name: duplicate route \"r\" (also routes[0])");
     expect_err(BASE "routes:\n  - {name: r, match: {model: a}, targets: [{model: m}]}\n"
                     "  - {name: s, match: {model: a}, targets: [{model: m}]}\n",
-               "routes[1].match.model: duplicate route for model \"a\" (also routes[0])");
+               "routes[1].match.model: unreachable: routes[0] takes every request for model "
+               "\"a\" first");
+    /* The same exact model on two routes is fine when the first one has other conditions. */
+    {
+        static const char two[] =
+            BASE "routes:\n  - {name: small, match: {model: a, max_prompt_tokens: 100},"
+                 " targets: [{model: m}]}\n"
+                 "  - {name: large, match: {model: a}, targets: [{model: m}]}\n";
+        char *err = NULL;
+        struct sy_policy *pol = sy_policy_compile(two, strlen(two), &err);
+        if (!pol)
+            fail_msg("should compile: %s", err);
+        /* The index keeps the first route for the name. */
+        assert_string_equal(sy_policy_find_route(pol, "a")->name, "small");
+        sy_policy_unref(pol);
+    }
 }
 
 static void test_server_errors(void **state)
@@ -945,7 +960,8 @@ static void test_match_errors(void **state)
                     "  - {name: s, match: {model: \"a*\"}, targets: [{model: m}]}\n"
                     "  - {name: t, match: {model: \"a*\"}, targets: [{model: m}]}\n"
                     "  - {name: u, match: {model: a}, targets: [{model: m}]}\n",
-               "routes[3].match.model: duplicate route for model \"a\" (also routes[0])");
+               "routes[3].match.model: unreachable: routes[0] takes every request for model "
+               "\"a\" first");
     expect_err(MATCH("tags: code"), "routes[0].match.tags: expected a list, got a string");
     expect_err(MATCH("tags: [a, 5]"), "routes[0].match.tags[1]: expected a string, got a number");
     expect_err(MATCH("tags: [\"a b\"]"), "routes[0].match.tags[0]: \"a b\" is not a tag");
