@@ -776,6 +776,25 @@ static void test_etcd_prefix_isolation(void **state)
     cp_store_free(other);
 }
 
+/* Waits (up to 2 s) until /proc says <pid> is stopped (state T). */
+static void wait_stopped(pid_t pid)
+{
+    char path[64], buf[256];
+
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    for (int i = 0; i < 200; i++) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof(buf) - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = '\0';
+        const char *rp = strrchr(buf, ')');
+        if (rp && rp[1] == ' ' && (rp[2] == 'T' || rp[2] == 't'))
+            return;
+        usleep(10000);
+    }
+}
+
 /* etcd stops answering, then dies, then comes back on the same data: calls fail within
  * the timeouts instead of hanging, and the watch resumes without losing or repeating. */
 static void test_etcd_kill_restart(void **state)
@@ -793,8 +812,10 @@ static void test_etcd_kill_restart(void **state)
     assert_int_equal(put_str(t->s2, "/k/1", "one", &r1), 0);
     assert_int_equal(rec_wait(&rec, 1, 5000), 1);
 
-    /* Frozen: the request times out after 3 s. */
+    /* Frozen: the request times out after 3 s. SIGSTOP is asynchronous: wait until the
+     * kernel reports the process stopped, or a fast etcd still answers the put. */
     kill(etcd.pid, SIGSTOP);
+    wait_stopped(etcd.pid);
     t0 = now_ms();
     rc = put_str(t->s2, "/frozen", "x", NULL);
     print_message("    frozen etcd: put -> %d after %" PRIu64 " ms\n", rc, now_ms() - t0);
