@@ -17,45 +17,12 @@
 
 #include "dp_ingress.h"
 
-#define FIXTURES "../../fixtures/anthropic-ingress/"
+#define FIXTURE_DIR "../../fixtures/anthropic-ingress/"
+#include "../fixture.h"
 
 static const struct dp_ingress_ops *ops = &dp_ingress_anthropic;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static char *read_fixture(const char *name, size_t *len)
-{
-    char path[512];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), FIXTURES "%s", name);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open fixture %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-static cJSON *parse_fixture(const char *name)
-{
-    char *text = read_fixture(name, NULL);
-    cJSON *j = cJSON_Parse(text);
-    if (!j)
-        fail_msg("fixture %s is not JSON", name);
-    free(text);
-    return j;
-}
 
 /* The first difference between <want> and <got> (paths like messages[2].content), or false. */
 static bool json_diff(const cJSON *want, const cJSON *got, const char *path, char *out, size_t n)

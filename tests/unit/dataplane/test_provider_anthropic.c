@@ -20,7 +20,8 @@
 #include "sy_policy.h"
 #include "sy_sse.h"
 
-#define FIXTURES "../../fixtures/anthropic/"
+#define FIXTURE_DIR "../../fixtures/anthropic/"
+#include "../fixture.h"
 #define CREATED 1700000000
 
 /* The structs hold char *: writable storage, since string literals are const here. */
@@ -49,41 +50,6 @@ static struct dp_xctx xctx(bool stream)
 }
 
 /* ---- helpers --------------------------------------------------------------------------- */
-
-static char *read_fixture(const char *name, size_t *len)
-{
-    char path[256];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), FIXTURES "%s", name);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open fixture %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-static cJSON *load_json(const char *name)
-{
-    char *s = read_fixture(name, NULL);
-    cJSON *j = cJSON_Parse(s);
-
-    if (!j)
-        fail_msg("fixture %s is not JSON", name);
-    free(s);
-    return j;
-}
 
 /* Fails with both documents printed when they differ. */
 static void assert_json_equal(const cJSON *want, const cJSON *got, const char *what)
@@ -217,8 +183,8 @@ static void check_request_fixture(const char *name)
 
     snprintf(in, sizeof(in), "req_%s.openai.json", name);
     snprintf(want_name, sizeof(want_name), "req_%s.anthropic.json", name);
-    req = load_json(in);
-    want = load_json(want_name);
+    req = parse_fixture(in);
+    want = parse_fixture(want_name);
     got = translate(req, cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "stream")), &err);
     if (!got)
         fail_msg("%s refused: %s", in, err);
@@ -497,7 +463,7 @@ static void check_response_fixture(const char *name, int64_t prompt, int64_t com
     assert_null(err);
     assert_int_equal(out_len, strlen(out));
     got = cJSON_Parse(out);
-    want = load_json(want_name);
+    want = parse_fixture(want_name);
     assert_json_equal(want, got, want_name);
     assert_int_equal(u.prompt_tokens, prompt);
     assert_int_equal(u.completion_tokens, completion);
@@ -725,7 +691,7 @@ static void check_stream_fixture(const char *name)
     snprintf(sse_name, sizeof(sse_name), "stream_%s.sse", name);
     snprintf(want_name, sizeof(want_name), "stream_%s.expected.json", name);
     sse = read_fixture(sse_name, &len);
-    want = load_json(want_name);
+    want = parse_fixture(want_name);
     for (int pass = 0; pass < 2; pass++) {
         const cJSON *head = cJSON_GetObjectItemCaseSensitive(want, "head");
         const cJSON *wev = cJSON_GetObjectItemCaseSensitive(want, "events");

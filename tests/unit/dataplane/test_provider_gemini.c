@@ -16,7 +16,8 @@
 #include "dp_gemini.h"
 #include "dp_provider.h"
 
-#define FIX "../../fixtures/gemini/"
+#define FIXTURE_DIR "../../fixtures/gemini/"
+#include "../fixture.h"
 
 /* Policy strings are mutable char * in struct sy_model and sy_provider. */
 static char model_name[] = "gemini-flash", upstream[64] = "gemini-1.5-flash";
@@ -51,45 +52,10 @@ static const struct dp_provider_ops *ops(void)
     return dp_provider_ops_for(SY_PROVIDER_GEMINI);
 }
 
-static char *slurp(const char *name, size_t *len)
-{
-    char path[256];
-    FILE *f;
-    long n;
-    char *buf;
-
-    snprintf(path, sizeof(path), FIX "%s", name);
-    f = fopen(path, "rb");
-    if (!f)
-        fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    buf = malloc((size_t)n + 1);
-    assert_non_null(buf);
-    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
-    buf[n] = '\0';
-    fclose(f);
-    if (len)
-        *len = (size_t)n;
-    return buf;
-}
-
-static cJSON *load(const char *name)
-{
-    char *s = slurp(name, NULL);
-    cJSON *j = cJSON_Parse(s);
-
-    if (!j)
-        fail_msg("%s is not JSON", name);
-    free(s);
-    return j;
-}
-
 /* Fails with both documents printed when <got> and the fixture <name> differ. */
 static void assert_json_fixture(const cJSON *got, const char *name)
 {
-    cJSON *want = load(name);
+    cJSON *want = parse_fixture(name);
 
     if (!cJSON_Compare(got, want, true)) {
         char *g = cJSON_Print(got), *w = cJSON_Print(want);
@@ -247,7 +213,7 @@ static void test_urls(void **state)
 
 static void test_request_basic_golden(void **state)
 {
-    char *src = slurp("chat_basic.openai.json", NULL);
+    char *src = read_fixture("chat_basic.openai.json", NULL);
     cJSON *body = request_ok(src);
     (void)state;
 
@@ -258,7 +224,7 @@ static void test_request_basic_golden(void **state)
 
 static void test_request_tools_golden(void **state)
 {
-    char *src = slurp("chat_tools.openai.json", NULL);
+    char *src = read_fixture("chat_tools.openai.json", NULL);
     cJSON *body = request_ok(src);
     (void)state;
 
@@ -460,7 +426,7 @@ static cJSON *answer(const char *src, bool inline_body, struct dp_usage *u, char
 {
     struct dp_xctx x = xctx(false);
     size_t len, out_len = 0;
-    char *body = inline_body ? strdup(src) : slurp(src, &len), *out = NULL;
+    char *body = inline_body ? strdup(src) : read_fixture(src, &len), *out = NULL;
     cJSON *j = NULL;
     int rc;
 
@@ -615,7 +581,7 @@ static int run_stream(const char *name, struct sink *s, struct dp_usage *u)
 {
     struct dp_xctx x = xctx(true);
     struct dp_stream_xlate *st = ops()->stream_new(&x);
-    char *text = slurp(name, NULL), *line, *save = NULL;
+    char *text = read_fixture(name, NULL), *line, *save = NULL;
     int rc = 0;
 
     *u = (struct dp_usage){-1, -1, -1};
@@ -636,7 +602,7 @@ static int run_stream(const char *name, struct sink *s, struct dp_usage *u)
 /* Compares emitted events with a .jsonl fixture, line by line. */
 static void assert_events(const struct sink *s, const char *name)
 {
-    char *text = slurp(name, NULL), *line, *save = NULL;
+    char *text = read_fixture(name, NULL), *line, *save = NULL;
     size_t i = 0;
 
     for (line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save), i++) {
@@ -751,7 +717,7 @@ static void check_error(const char *name, int status, int want_status, const cha
                         bool retryable)
 {
     size_t len;
-    char *body = slurp(name, &len);
+    char *body = read_fixture(name, &len);
     struct dp_error_info e;
 
     ops()->error(status, body, len, &e);
@@ -787,7 +753,7 @@ static void test_embed_request(void **state)
     struct dp_provider_rt rt = {.provider = &provider};
     struct dp_xctx x = xctx(false);
     struct dp_upreq up = {0};
-    cJSON *req = load("embed.openai.json"), *body;
+    cJSON *req = parse_fixture("embed.openai.json"), *body;
     char *err = NULL;
     (void)state;
 
@@ -823,7 +789,7 @@ static void test_embed_response(void **state)
     struct dp_xctx x = xctx(false);
     struct dp_usage u = {-1, -1, -1};
     size_t len, out_len;
-    char *body = slurp("embed_response.json", &len), *out = NULL, *err = NULL;
+    char *body = read_fixture("embed_response.json", &len), *out = NULL, *err = NULL;
     cJSON *j;
     (void)state;
 
