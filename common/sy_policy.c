@@ -1241,7 +1241,6 @@ static void compile_match_model(struct compiler *c, const cJSON *match, const ch
     struct table rt = route_table(pol);
     char q[QUOTE_BUF];
     const char *s, *open;
-    size_t dup;
 
     s = get_name(c, match, mpath, "model", false);
     if (!s)
@@ -1256,9 +1255,8 @@ static void compile_match_model(struct compiler *c, const cJSON *match, const ch
         return;
     }
     r->match_model = sy_xstrdup(s);
-    dup = index_insert(&pol->route_index, &rt, ri);
-    (void)dup; /* a repeat is fine unless shadowed: see check_shadowed_routes() */
-    (void)q;
+    /* A repeat keeps the first route in the index; check_shadowed_routes() judges it. */
+    index_insert(&pol->route_index, &rt, ri);
 }
 
 /* Does <m> hold for every request for its model, i.e. has no condition besides the model? */
