@@ -17,6 +17,7 @@
 #include "cp_diff.h"
 #include "cp_discovery.h"
 #include "cp_policies.h"
+#include "cp_reply.h"
 #include "cp_store.h"
 #include "sy_http.h"
 #include "sy_log.h"
@@ -24,90 +25,20 @@
 
 #define CP_ADMIN_MAX_BODY (16u * 1024 * 1024)
 
+#define CP_ADMIN_MAX_ROUTES 16
+
+struct cp_admin_route {
+    char prefix[64];
+    cp_admin_handler_fn fn;
+    void *arg;
+};
+
 struct cp_admin {
     struct sy_http_server *http;
     struct cp_admin_deps deps;
+    struct cp_admin_route routes[CP_ADMIN_MAX_ROUTES];
+    size_t n_routes;
 };
-
-static char *error_json(const char *type, const char *code, const char *message)
-{
-    cJSON *root = cJSON_CreateObject();
-    cJSON *err = cJSON_AddObjectToObject(root, "error");
-    char *out;
-
-    cJSON_AddStringToObject(err, "message", message);
-    cJSON_AddStringToObject(err, "type", type);
-    if (code)
-        cJSON_AddStringToObject(err, "code", code);
-    else
-        cJSON_AddNullToObject(err, "code");
-    cJSON_AddNullToObject(err, "param");
-    out = cJSON_PrintUnformatted(root);
-    cJSON_Delete(root);
-    return out;
-}
-
-/* The HTTP server's own error answers (413, 408, ...). */
-static char *server_error_body(int status, const char *message)
-{
-    return error_json(status >= 500 ? "server_error" : "invalid_request_error", NULL, message);
-}
-
-static void reply_json(struct sy_http_req *req, int status, cJSON *root)
-{
-    char *text = cJSON_PrintUnformatted(root);
-    sy_http_reply(req, status, "application/json", text, strlen(text));
-    free(text);
-    cJSON_Delete(root);
-}
-
-static void reply_error(struct sy_http_req *req, int status, const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static void reply_error(struct sy_http_req *req, int status, const char *code, const char *fmt, ...)
-{
-    char msg[1024];
-    va_list ap;
-    char *body;
-
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
-    va_end(ap);
-    body = error_json(status >= 500 ? "server_error" : "invalid_request_error", code, msg);
-    sy_http_reply(req, status, "application/json", body, strlen(body));
-    free(body);
-}
-
-/* Finds <name> in the query string and percent-decodes its value into <out>. */
-static bool query_param(const char *query, const char *name, char *out, size_t cap)
-{
-    size_t nl = strlen(name);
-    const char *p = query;
-
-    while (p && *p) {
-        const char *amp = strchr(p, '&');
-        size_t len = amp ? (size_t)(amp - p) : strlen(p);
-        if (len > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
-            size_t o = 0;
-            for (size_t i = nl + 1; i < len && o + 1 < cap; i++) {
-                char c = p[i];
-                if (c == '+') {
-                    c = ' ';
-                } else if (c == '%' && i + 2 < len && isxdigit((unsigned char)p[i + 1]) &&
-                           isxdigit((unsigned char)p[i + 2])) {
-                    char hex[3] = {p[i + 1], p[i + 2], 0};
-                    c = (char)strtol(hex, NULL, 16);
-                    i += 2;
-                }
-                out[o++] = c;
-            }
-            out[o] = '\0';
-            return true;
-        }
-        p = amp ? amp + 1 : NULL;
-    }
-    return false;
-}
 
 static cJSON *version_json(const struct cp_version *v, int64_t active)
 {
@@ -133,10 +64,10 @@ static void handle_push(struct cp_admin *a, struct sy_http_req *req)
     char *err = NULL;
     int64_t v;
 
-    query_param(sy_http_req_query(req), "note", note, sizeof(note));
-    query_param(sy_http_req_query(req), "activate", activate, sizeof(activate));
+    cp_query_param(sy_http_req_query(req), "note", note, sizeof(note));
+    cp_query_param(sy_http_req_query(req), "activate", activate, sizeof(activate));
     if (len == 0) {
-        reply_error(req, 400, "empty_policy", "the request body must be a YAML or JSON policy");
+        cp_reply_error(req, 400, "empty_policy", "the request body must be a YAML or JSON policy");
         return;
     }
     v = cp_policies_push(a->deps.policies, body, len, note, strcmp(activate, "false") != 0,
@@ -174,11 +105,11 @@ static void handle_push(struct cp_admin *a, struct sy_http_req *req)
         cJSON_AddNullToObject(eo, "param");
         cJSON_AddItemToObject(eo, "errors", list);
         free(err);
-        reply_json(req, 400, root);
+        cp_reply_json(req, 400, root);
         return;
     }
     if (v < 0) {
-        reply_error(req, 503, "store_unavailable", "%s", err ? err : "store error");
+        cp_reply_error(req, 503, "store_unavailable", "%s", err ? err : "store error");
         free(err);
         return;
     }
@@ -189,7 +120,7 @@ static void handle_push(struct cp_admin *a, struct sy_http_req *req)
         cJSON_AddStringToObject(root, "hash", ver->hash);
     cp_version_free(ver);
     cJSON_AddBoolToObject(root, "active", activated);
-    reply_json(req, 201, root);
+    cp_reply_json(req, 201, root);
 }
 
 static void handle_list(struct cp_admin *a, struct sy_http_req *req)
@@ -201,7 +132,7 @@ static void handle_list(struct cp_admin *a, struct sy_http_req *req)
     cJSON *root, *arr;
 
     if (rc < 0) {
-        reply_error(req, 503, "store_unavailable", "cannot list versions: %s", strerror(-rc));
+        cp_reply_error(req, 503, "store_unavailable", "cannot list versions: %s", strerror(-rc));
         return;
     }
     root = cJSON_CreateObject();
@@ -210,7 +141,7 @@ static void handle_list(struct cp_admin *a, struct sy_http_req *req)
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, version_json(&vs[i], active));
     cp_version_array_free(vs, n);
-    reply_json(req, 200, root);
+    cp_reply_json(req, 200, root);
 }
 
 /* Parses a version path segment: a number or "active". Returns 0 or -EINVAL. */
@@ -234,12 +165,13 @@ static bool load_or_reply(struct cp_admin *a, struct sy_http_req *req, int64_t v
 {
     int rc = cp_policies_get(a->deps.policies, v, out);
     if (rc == -ENOENT) {
-        reply_error(req, 404, "version_not_found", "policy version %" PRId64 " does not exist", v);
+        cp_reply_error(req, 404, "version_not_found", "policy version %" PRId64 " does not exist",
+                       v);
         return false;
     }
     if (rc < 0) {
-        reply_error(req, 503, "store_unavailable", "cannot read version %" PRId64 ": %s", v,
-                    strerror(-rc));
+        cp_reply_error(req, 503, "store_unavailable", "cannot read version %" PRId64 ": %s", v,
+                       strerror(-rc));
         return false;
     }
     return true;
@@ -260,7 +192,7 @@ static void handle_get(struct cp_admin *a, struct sy_http_req *req, int64_t v)
     else
         cJSON_AddStringToObject(root, "compiled", ver->compiled);
     cp_version_free(ver);
-    reply_json(req, 200, root);
+    cp_reply_json(req, 200, root);
 }
 
 static void handle_diff(struct cp_admin *a, struct sy_http_req *req, int64_t from, int64_t to)
@@ -286,7 +218,7 @@ static void handle_diff(struct cp_admin *a, struct sy_http_req *req, int64_t fro
     free(diff);
     cp_version_free(va);
     cp_version_free(vb);
-    reply_json(req, 200, root);
+    cp_reply_json(req, 200, root);
 }
 
 static void handle_activate(struct cp_admin *a, struct sy_http_req *req, int64_t v)
@@ -297,13 +229,13 @@ static void handle_activate(struct cp_admin *a, struct sy_http_req *req, int64_t
 
     now = cp_policies_activate(a->deps.policies, v, &rollback_of, &err);
     if (now == -ENOENT) {
-        reply_error(req, 404, "version_not_found", "%s", err ? err : "no such version");
+        cp_reply_error(req, 404, "version_not_found", "%s", err ? err : "no such version");
         free(err);
         return;
     }
     if (now < 0) {
-        reply_error(req, now == -EAGAIN ? 409 : 503, now == -EAGAIN ? "conflict" : "store_error",
-                    "%s", err ? err : "activation failed");
+        cp_reply_error(req, now == -EAGAIN ? 409 : 503, now == -EAGAIN ? "conflict" : "store_error",
+                       "%s", err ? err : "activation failed");
         free(err);
         return;
     }
@@ -314,7 +246,7 @@ static void handle_activate(struct cp_admin *a, struct sy_http_req *req, int64_t
         cJSON_AddNumberToObject(root, "rollback_of", (double)rollback_of);
     else
         cJSON_AddNullToObject(root, "rollback_of");
-    reply_json(req, 200, root);
+    cp_reply_json(req, 200, root);
 }
 
 /* Routes /v1/policies/... : "", "<v>", "<a>/diff/<b>", "<v>/activate". */
@@ -337,12 +269,12 @@ static void route_policies(struct cp_admin *a, struct sy_http_req *req, const ch
     }
     rc = parse_version(a, rest, seg, &v);
     if (rc == -ENOENT) {
-        reply_error(req, 404, "version_not_found", "no policy version is active");
+        cp_reply_error(req, 404, "version_not_found", "no policy version is active");
         return;
     }
     if (rc < 0) {
-        reply_error(req, 400, "invalid_version", "'%.*s' is not a policy version number",
-                    (int)(seg > 40 ? 40 : seg), rest);
+        cp_reply_error(req, 400, "invalid_version", "'%.*s' is not a policy version number",
+                       (int)(seg > 40 ? 40 : seg), rest);
         return;
     }
     if (!slash) {
@@ -363,19 +295,19 @@ static void route_policies(struct cp_admin *a, struct sy_http_req *req, const ch
             goto out_method;
         rc = parse_version(a, b, strlen(b), &v2);
         if (rc < 0) {
-            reply_error(req, rc == -ENOENT ? 404 : 400, "invalid_version",
-                        "'%.40s' is not a policy version number", b);
+            cp_reply_error(req, rc == -ENOENT ? 404 : 400, "invalid_version",
+                           "'%.40s' is not a policy version number", b);
             return;
         }
         handle_diff(a, req, v, v2);
         return;
     }
-    reply_error(req, 404, "not_found", "unknown path %.200s", sy_http_req_path(req));
+    cp_reply_error(req, 404, "not_found", "unknown path %.200s", sy_http_req_path(req));
     return;
 
 out_method:
-    reply_error(req, 405, "method_not_allowed", "method %s is not allowed on %.200s",
-                sy_http_req_method_name(req), sy_http_req_path(req));
+    cp_reply_error(req, 405, "method_not_allowed", "method %s is not allowed on %.200s",
+                   sy_http_req_method_name(req), sy_http_req_path(req));
 }
 
 static void handle(struct sy_http_req *req, void *arg)
@@ -390,10 +322,10 @@ static void handle(struct sy_http_req *req, void *arg)
     }
     if (strcmp(path, "/v1/fleet") == 0) {
         if (m != SY_HTTP_GET) {
-            reply_error(req, 405, "method_not_allowed", "use GET on /v1/fleet");
+            cp_reply_error(req, 405, "method_not_allowed", "use GET on /v1/fleet");
             return;
         }
-        reply_json(req, 200, cp_discovery_fleet_json(a->deps.discovery));
+        cp_reply_json(req, 200, cp_discovery_fleet_json(a->deps.discovery));
         return;
     }
     if (strcmp(path, "/healthz") == 0) {
@@ -403,7 +335,7 @@ static void handle(struct sy_http_req *req, void *arg)
         cJSON_AddStringToObject(root, "store", a->deps.store->ops->name);
         cJSON_AddNumberToObject(root, "active_version",
                                 (double)cp_policies_active_version(a->deps.policies));
-        reply_json(req, 200, root);
+        cp_reply_json(req, 200, root);
         return;
     }
     if (strcmp(path, "/readyz") == 0) {
@@ -413,7 +345,25 @@ static void handle(struct sy_http_req *req, void *arg)
         sy_http_reply(req, ok ? 200 : 503, "application/json", body, strlen(body));
         return;
     }
-    reply_error(req, 404, "not_found", "unknown path %.200s", path);
+    for (size_t i = 0; i < a->n_routes; i++) {
+        size_t pl = strlen(a->routes[i].prefix);
+        if (strncmp(path, a->routes[i].prefix, pl) == 0 && (path[pl] == '\0' || path[pl] == '/')) {
+            a->routes[i].fn(req, path[pl] ? path + pl + 1 : "", a->routes[i].arg);
+            return;
+        }
+    }
+    cp_reply_error(req, 404, "not_found", "unknown path %.200s", path);
+}
+
+int cp_admin_add_route(struct cp_admin *a, const char *prefix, cp_admin_handler_fn fn, void *arg)
+{
+    if (a->n_routes == CP_ADMIN_MAX_ROUTES || strlen(prefix) >= sizeof(a->routes[0].prefix))
+        return -ENOSPC;
+    snprintf(a->routes[a->n_routes].prefix, sizeof(a->routes[0].prefix), "%s", prefix);
+    a->routes[a->n_routes].fn = fn;
+    a->routes[a->n_routes].arg = arg;
+    a->n_routes++;
+    return 0;
 }
 
 struct cp_admin *cp_admin_new(struct event_base *base, int fd, const struct cp_admin_deps *deps)
@@ -430,7 +380,7 @@ struct cp_admin *cp_admin_new(struct event_base *base, int fd, const struct cp_a
     };
 
     a->deps = *deps;
-    a->http = sy_http_server_new(base, fd, &lim, handle, a, server_error_body);
+    a->http = sy_http_server_new(base, fd, &lim, handle, a, cp_server_error_body);
     if (!a->http) {
         free(a);
         return NULL;

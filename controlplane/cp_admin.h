@@ -25,4 +25,13 @@ struct cp_admin_deps {
 struct cp_admin *cp_admin_new(struct event_base *base, int fd, const struct cp_admin_deps *deps);
 void cp_admin_free(struct cp_admin *a);
 
+struct sy_http_req;
+
+/* Handles a request whose path is <prefix> or <prefix>/<rest> (<rest> "" for the former). */
+typedef void (*cp_admin_handler_fn)(struct sy_http_req *req, const char *rest, void *arg);
+
+/* Routes <prefix> ("/v1/stats") and everything below it to <fn>, after the built-in paths.
+ * At most 16 routes. Returns 0 or -ENOSPC. Main thread, before requests arrive. */
+int cp_admin_add_route(struct cp_admin *a, const char *prefix, cp_admin_handler_fn fn, void *arg);
+
 #endif
