@@ -8,6 +8,8 @@
  */
 #include "sy_hist.h"
 
+#include <errno.h>
+
 #define SUB ((uint64_t)1 << SY_HIST_SUB_BITS)
 
 static inline uint64_t get(const _Atomic uint64_t *p)
@@ -184,4 +186,82 @@ void sy_hist_cumulative(const struct sy_hist *h, const uint64_t *bounds, size_t 
             cum += get(&h->counts[i]);
         out[j] = cum;
     }
+}
+
+void sy_hist_delta(struct sy_hist *out, const struct sy_hist *cur, const struct sy_hist *prev)
+{
+    size_t first = SY_HIST_BUCKETS, last = 0;
+    uint64_t n = 0, lo, hi;
+
+    for (size_t i = 0; i < SY_HIST_BUCKETS; i++) {
+        uint64_t c = get(&cur->counts[i]), p = get(&prev->counts[i]);
+        uint64_t d = c > p ? c - p : 0;
+        set(&out->counts[i], d);
+        if (d) {
+            if (first == SY_HIST_BUCKETS)
+                first = i;
+            last = i;
+            n += d;
+        }
+    }
+    set(&out->count, n);
+    if (n == 0) {
+        set(&out->sum, 0);
+        set(&out->min, UINT64_MAX);
+        set(&out->max, 0);
+        return;
+    }
+    set(&out->sum, get(&cur->sum) > get(&prev->sum) ? get(&cur->sum) - get(&prev->sum) : 0);
+    lo = bucket_low(first);
+    hi = bucket_low(last) + bucket_width(last) - 1;
+    if (lo < get(&cur->min))
+        lo = get(&cur->min);
+    if (hi > get(&cur->max))
+        hi = get(&cur->max);
+    if (lo > hi) /* a racing reader's copy: keep min <= max */
+        lo = hi;
+    set(&out->min, lo);
+    set(&out->max, hi);
+}
+
+size_t sy_hist_to_sparse(const struct sy_hist *h, uint32_t *idx, uint64_t *cnt, size_t cap)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < SY_HIST_BUCKETS; i++) {
+        uint64_t c = get(&h->counts[i]);
+        if (!c)
+            continue;
+        if (n < cap) {
+            idx[n] = (uint32_t)i;
+            cnt[n] = c;
+        }
+        n++;
+    }
+    return n;
+}
+
+int sy_hist_add_sparse(struct sy_hist *h, const uint32_t *idx, const uint64_t *cnt, size_t n,
+                       uint64_t sum, uint64_t min, uint64_t max)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (idx[i] >= SY_HIST_BUCKETS)
+            return -EINVAL;
+        total += cnt[i];
+    }
+    if (total == 0)
+        return 0;
+    if (min > max || max > SY_HIST_HIGHEST)
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
+        set(&h->counts[idx[i]], get(&h->counts[idx[i]]) + cnt[i]);
+    set(&h->count, get(&h->count) + total);
+    set(&h->sum, get(&h->sum) + sum);
+    if (min < get(&h->min))
+        set(&h->min, min);
+    if (max > get(&h->max))
+        set(&h->max, max);
+    return 0;
 }

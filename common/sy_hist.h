@@ -68,4 +68,23 @@ uint64_t sy_hist_count_below(const struct sy_hist *h, uint64_t bound);
  * <bound>" is "at most <bound> us", exactly. Any thread. */
 void sy_hist_cumulative(const struct sy_hist *h, const uint64_t *bounds, size_t n, uint64_t *out);
 
+/* ---- interval deltas and the wire form (telemetry) ---- */
+
+/* <out> = what was recorded into <cur> since it looked like <prev> (<prev> an earlier copy
+ * of the same histogram): counts and sum subtract. min and max of a delta are not known
+ * exactly; they are taken from the lowest and highest bucket that grew, clamped to <cur>'s
+ * min and max, so quantiles stay within the bucket error. <out>'s writer. */
+void sy_hist_delta(struct sy_hist *out, const struct sy_hist *cur, const struct sy_hist *prev);
+
+/* Writes the non-zero buckets of <h> as (index, count) pairs in ascending index order into
+ * idx[]/cnt[] (room for <cap>). Returns how many there are (may exceed <cap>: then only
+ * the first <cap> were written). Any thread. */
+size_t sy_hist_to_sparse(const struct sy_hist *h, uint32_t *idx, uint64_t *cnt, size_t cap);
+
+/* Adds <n> (index, count) pairs and the summary (sum, min, max of those values) to <h>, as
+ * if the values had been recorded. Returns 0, or -EINVAL (nothing added) when an index is
+ * out of range or min > max with counts present. <h>'s writer. */
+int sy_hist_add_sparse(struct sy_hist *h, const uint32_t *idx, const uint64_t *cnt, size_t n,
+                       uint64_t sum, uint64_t min, uint64_t max);
+
 #endif

@@ -21,7 +21,11 @@
 #include "cp_admin.h"
 #include "cp_discovery.h"
 #include "cp_policies.h"
+#include "cp_spend.h"
+#include "cp_stats.h"
 #include "cp_store.h"
+#include "cp_telemetry.h"
+#include "cp_views.h"
 #include "sy_grpc.h"
 #include "sy_log.h"
 #include "sy_net.h"
@@ -123,6 +127,10 @@ static int run(const struct cp_options *opt)
     struct cp_policies *ps = NULL;
     struct sy_grpc_server *grpc = NULL;
     struct cp_admin *admin = NULL;
+    struct cp_stats *stats = NULL;
+    struct cp_spend *spend = NULL;
+    struct cp_telemetry *telemetry = NULL;
+    struct cp_views views;
     struct event_base *base = NULL;
     struct event *sig_term = NULL, *sig_int = NULL;
 
@@ -161,7 +169,13 @@ static int run(const struct cp_options *opt)
         sy_error("cannot serve gRPC on %s: %s", opt->grpc_listen, err ? err : "?");
         goto out;
     }
-    if (cp_discovery_register(disc, grpc) < 0 || sy_grpc_server_start(grpc) < 0) {
+    stats = cp_stats_new();
+    spend = cp_spend_new(store);
+    telemetry = cp_telemetry_new(stats, spend);
+    if (!telemetry)
+        goto out;
+    if (cp_discovery_register(disc, grpc) < 0 || cp_telemetry_register(telemetry, grpc) < 0 ||
+        sy_grpc_server_start(grpc) < 0) {
         sy_error("cannot start the gRPC server");
         goto out;
     }
@@ -177,6 +191,9 @@ static int run(const struct cp_options *opt)
     admin = cp_admin_new(base, admin_fd, &deps);
     admin_fd = -1;
     if (!admin)
+        goto out;
+    views = (struct cp_views){.stats = stats, .spend = spend, .policies = ps};
+    if (cp_views_register(admin, &views) < 0)
         goto out;
     sig_term = evsignal_new(base, SIGTERM, on_signal, base);
     sig_int = evsignal_new(base, SIGINT, on_signal, base);
@@ -198,6 +215,9 @@ out:
     if (admin_fd >= 0)
         close(admin_fd);
     sy_grpc_server_free(grpc);
+    cp_telemetry_free(telemetry); /* last flush of the spend ledgers */
+    cp_spend_free(spend);
+    cp_stats_free(stats);
     cp_store_free(store);
     cp_policies_free(ps);
     cp_discovery_free(disc);

@@ -39,6 +39,7 @@ struct dp_access_entry {
     const struct sy_tenant *tenant; /* NULL = anonymous */
     const char *tags;               /* attribution tags "a,b", or NULL */
     const char *user;               /* the body's "user", or NULL */
+    const char *arm;                /* "experiment/arm" that served it, or NULL */
 };
 
 /* Writes <e> as one line to <fd>; does nothing when fd < 0. */

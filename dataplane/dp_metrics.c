@@ -96,14 +96,16 @@ static void put_label(struct out *o, bool first, const char *name, const char *v
     put(o, "\"");
 }
 
-/* {route=..,provider=..,model=..,status_class=..,stream=..[,<extra>=<value>]} */
+/* {tenant=..,route=..,provider=..,model=..,arm=..,status_class=..,stream=..[,<extra>=..]} */
 static void put_key(struct out *o, const struct dp_stats_key *k, const char *extra,
                     const char *value)
 {
     put(o, "{");
-    put_label(o, true, "route", k->route);
+    put_label(o, true, "tenant", k->tenant);
+    put_label(o, false, "route", k->route);
     put_label(o, false, "provider", k->provider);
     put_label(o, false, "model", k->model);
+    put_label(o, false, "arm", k->arm);
     put_label(o, false, "status_class", dp_status_class_name(k->status_class));
     put_label(o, false, "stream", k->stream ? "true" : "false");
     if (extra)
@@ -240,8 +242,7 @@ char *dp_metrics_render(const struct dp_stats_view *v, const struct dp_metrics_i
     return o.p;
 }
 
-/* Merges every worker's stats; NULL when out of memory. */
-static struct dp_stats_view *collect(struct dp_proxy *px)
+struct dp_stats_view *dp_metrics_collect(struct dp_proxy *px)
 {
     struct dp_stats_view *v = dp_stats_view_new();
 
@@ -283,7 +284,7 @@ void dp_metrics_handle(struct dp_worker *w, struct sy_http_req *req)
         }
         info.breakers = br;
     }
-    v = collect(w->proxy);
+    v = dp_metrics_collect(w->proxy);
     if (v)
         text = dp_metrics_render(v, &info, &len);
 

@@ -40,6 +40,12 @@ struct dp_metrics_info {
 char *dp_metrics_render(const struct dp_stats_view *v, const struct dp_metrics_info *info,
                         size_t *len);
 
+struct dp_proxy;
+
+/* Merges every worker's stats into a finished view (caller frees with dp_stats_view_free);
+ * NULL when out of memory. Any thread, while the workers' stats exist. */
+struct dp_stats_view *dp_metrics_collect(struct dp_proxy *px);
+
 /* Answers GET/HEAD /metrics for the whole process on worker <w>. Worker thread. */
 void dp_metrics_handle(struct dp_worker *w, struct sy_http_req *req);
 

@@ -21,6 +21,7 @@
 #include <event2/thread.h>
 
 #include "dp_control.h"
+#include "dp_telemetry.h"
 #include "dp_worker.h"
 #include "sy_log.h"
 #include "sy_net.h"
@@ -135,6 +136,11 @@ int dp_proxy_run(const struct dp_options *opt)
             goto out_workers;
         }
     }
+    if (opt->control_plane) {
+        px.telemetry = dp_telemetry_start(&px, opt->telemetry_interval_ms, opt->telemetry_backlog);
+        if (!px.telemetry)
+            goto out_workers;
+    }
     for (int i = 0; i < px.n_workers; i++) {
         if (dp_worker_start(&px.workers[i]) < 0) {
             sy_error("worker %d: cannot start its thread", i);
@@ -169,6 +175,11 @@ out_workers:
     }
     for (int i = 0; i < px.n_workers && px.workers; i++)
         dp_worker_join(&px.workers[i]);
+    /* The last interval is cut once nothing records any more, before the stats go. */
+    dp_telemetry_stop(px.telemetry);
+    px.telemetry = NULL;
+    if (px.workers)
+        dp_worker_stats_cleanup(&px);
     free(px.workers);
     for (int i = 0; i < 3; i++) {
         if (sig_ev[i])

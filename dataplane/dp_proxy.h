@@ -9,12 +9,14 @@
 
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "dp_health.h"
 #include "dp_snapshot.h"
 
 struct dp_worker;
+struct dp_telemetry;
 
 struct dp_options {
     const char *listen;        /* HOST:PORT; port 0 picks one */
@@ -26,6 +28,8 @@ struct dp_options {
     const char *access_log;    /* path, "-" for stdout, "off" */
     int workers;               /* 0 = online cores */
     uint32_t drain_timeout_ms;
+    uint32_t telemetry_interval_ms; /* managed mode */
+    size_t telemetry_backlog;
 };
 
 struct dp_proxy {
@@ -38,7 +42,8 @@ struct dp_proxy {
     int64_t loads; /* policy versions loaded from the file (main thread) */
     struct dp_worker *workers;
     int n_workers;
-    char bound[80]; /* the address actually listened on */
+    char bound[80];                 /* the address actually listened on */
+    struct dp_telemetry *telemetry; /* managed mode; set before the workers start */
 };
 
 /* Runs the proxy until it is told to stop. Returns the process exit code. */

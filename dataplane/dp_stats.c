@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "dp_accesslog.h"
+#include "sy_policy.h"
 #include "sy_util.h"
 
 /* A reader that keeps losing the race to its writer (a worker recording into the same
@@ -89,22 +90,20 @@ static inline uint64_t hash_bytes(uint64_t h, const char *s, size_t n)
 
 /* The key of an outcome, as lengths into the entry's own strings (no copy on the hot path). */
 struct lookup {
-    const char *name[3]; /* route, provider, model */
-    size_t len[3];
+    const char *name[DP_STATS_DIMS];
+    size_t len[DP_STATS_DIMS];
     enum dp_status_class sc;
     bool stream;
     uint64_t hash;
 };
 
-static void lookup_init(struct lookup *l, const char *route, const char *provider,
-                        const char *model, enum dp_status_class sc, bool stream)
+static void lookup_init(struct lookup *l, const char *const names[DP_STATS_DIMS],
+                        enum dp_status_class sc, bool stream)
 {
     uint64_t h = HASH_SEED;
 
-    l->name[0] = route ? route : "";
-    l->name[1] = provider ? provider : "";
-    l->name[2] = model ? model : "";
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        l->name[i] = names[i] ? names[i] : "";
         l->len[i] = name_len(l->name[i], DP_STATS_NAME_MAX);
         h = hash_bytes(h, l->name[i], l->len[i]);
     }
@@ -121,18 +120,20 @@ static bool name_is(const char *stored, const char *s, size_t len)
 static bool key_matches(const struct dp_stats_key *k, uint64_t hash, uint64_t want,
                         const struct lookup *l)
 {
-    return hash == want && k->status_class == l->sc && k->stream == l->stream &&
-           name_is(k->route, l->name[0], l->len[0]) &&
-           name_is(k->provider, l->name[1], l->len[1]) && name_is(k->model, l->name[2], l->len[2]);
+    if (hash != want || k->status_class != l->sc || k->stream != l->stream)
+        return false;
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        if (!name_is(k->name[i], l->name[i], l->len[i]))
+            return false;
+    }
+    return true;
 }
 
 static void key_fill(struct dp_stats_key *k, const struct lookup *l)
 {
-    char *dst[3] = {k->route, k->provider, k->model};
-
-    for (int i = 0; i < 3; i++) {
-        memcpy(dst[i], l->name[i], l->len[i]);
-        dst[i][l->len[i]] = '\0';
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        memcpy(k->name[i], l->name[i], l->len[i]);
+        k->name[i][l->len[i]] = '\0';
     }
     k->status_class = l->sc;
     k->stream = l->stream;
@@ -213,7 +214,9 @@ static struct dp_stats_series *series_for(struct dp_stats *st, const struct look
     of = &st->overflow[l->sc][l->stream];
     s = atomic_load_explicit(of, memory_order_relaxed);
     if (!s) {
-        lookup_init(&other, DP_STATS_OTHER, DP_STATS_OTHER, DP_STATS_OTHER, l->sc, l->stream);
+        const char *const others[DP_STATS_DIMS] = {DP_STATS_OTHER, DP_STATS_OTHER, DP_STATS_OTHER,
+                                                   DP_STATS_OTHER, DP_STATS_OTHER};
+        lookup_init(&other, others, l->sc, l->stream);
         s = series_new(&other);
         atomic_store_explicit(of, s, memory_order_release);
     }
@@ -226,27 +229,34 @@ static uint64_t tokens(int64_t n)
 }
 
 /* The first of the two cache entries (a set) that may hold this key. */
-static size_t cache_set(const char *route, const char *provider, const char *model,
-                        enum dp_status_class sc, bool stream)
+static size_t cache_set(const char *const names[DP_STATS_DIMS], enum dp_status_class sc,
+                        bool stream)
 {
-    uint64_t h = (uint64_t)(uintptr_t)route * 0x9e3779b97f4a7c15ull;
+    uint64_t h = 0;
 
-    h ^= (uint64_t)(uintptr_t)provider * 0xff51afd7ed558ccdull;
-    h = (h ^ (uint64_t)(uintptr_t)model) * 0xc4ceb9fe1a85ec53ull;
+    for (int i = 0; i < DP_STATS_DIMS; i++)
+        h = (h ^ (uint64_t)(uintptr_t)names[i]) * 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
     h ^= (uint64_t)sc << 1 | (uint64_t)stream;
     return (size_t)((h >> 40) % (DP_STATS_CACHE / 2)) * 2;
 }
 
-static bool cache_hit(const struct dp_stats_cached *c, const char *const names[3],
+static bool cache_hit(const struct dp_stats_cached *c, const char *const names[DP_STATS_DIMS],
                       enum dp_status_class sc, bool stream)
 {
     const struct dp_stats_series *s = c->series;
 
-    return s && c->name[0] == names[0] && c->name[1] == names[1] && c->name[2] == names[2] &&
-           c->status_class == sc && c->stream == stream &&
-           strcmp(s->key.route, names[0] ? names[0] : "") == 0 &&
-           strcmp(s->key.provider, names[1] ? names[1] : "") == 0 &&
-           strcmp(s->key.model, names[2] ? names[2] : "") == 0;
+    if (!s || c->status_class != sc || c->stream != stream)
+        return false;
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        if (c->name[i] != names[i])
+            return false;
+    }
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        if (strcmp(s->key.name[i], names[i] ? names[i] : "") != 0)
+            return false;
+    }
+    return true;
 }
 
 /* The series for the outcome: from the cache when the same name pointers were seen and
@@ -256,9 +266,9 @@ static bool cache_hit(const struct dp_stats_cached *c, const char *const names[3
 static struct dp_stats_series *series_of(struct dp_stats *st, const struct dp_access_entry *e,
                                          enum dp_status_class sc)
 {
-    const char *const names[3] = {e->route, e->provider, e->model};
-    struct dp_stats_cached *set =
-        &st->cache[cache_set(names[0], names[1], names[2], sc, e->stream)];
+    const char *const names[DP_STATS_DIMS] = {e->route, e->provider, e->model,
+                                              e->tenant ? e->tenant->name : NULL, e->arm};
+    struct dp_stats_cached *set = &st->cache[cache_set(names, sc, e->stream)];
     struct dp_stats_cached hit;
     struct dp_stats_series *s;
     struct lookup l;
@@ -271,11 +281,11 @@ static struct dp_stats_series *series_of(struct dp_stats *st, const struct dp_ac
         set[0] = hit;
         return hit.series;
     }
-    lookup_init(&l, names[0], names[1], names[2], sc, e->stream);
+    lookup_init(&l, names, sc, e->stream);
     s = series_for(st, &l);
     if (s == atomic_load_explicit(&st->overflow[sc][e->stream], memory_order_relaxed))
         return s;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
         if (l.name[i][l.len[i]] != '\0')
             return s;
     }
@@ -415,9 +425,13 @@ static bool series_copy(struct dp_stats_row *r, const struct dp_stats_series *s)
 
 static bool row_key_eq(const struct dp_stats_key *a, const struct dp_stats_key *b)
 {
-    return a->status_class == b->status_class && a->stream == b->stream &&
-           strcmp(a->route, b->route) == 0 && strcmp(a->provider, b->provider) == 0 &&
-           strcmp(a->model, b->model) == 0;
+    if (a->status_class != b->status_class || a->stream != b->stream)
+        return false;
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        if (strcmp(a->name[i], b->name[i]) != 0)
+            return false;
+    }
+    return true;
 }
 
 static int index_grow(struct dp_stats_view *v)
@@ -560,21 +574,23 @@ int dp_stats_view_add(struct dp_stats_view *v, const struct dp_stats *st)
     return 0;
 }
 
-static int row_cmp(const void *pa, const void *pb)
+static int key_cmp(const struct dp_stats_key *a, const struct dp_stats_key *b)
 {
-    const struct dp_stats_key *a = &(*(struct dp_stats_row *const *)pa)->key;
-    const struct dp_stats_key *b = &(*(struct dp_stats_row *const *)pb)->key;
     int d;
 
-    if ((d = strcmp(a->route, b->route)) != 0)
-        return d;
-    if ((d = strcmp(a->provider, b->provider)) != 0)
-        return d;
-    if ((d = strcmp(a->model, b->model)) != 0)
-        return d;
+    for (int i = 0; i < DP_STATS_DIMS; i++) {
+        if ((d = strcmp(a->name[i], b->name[i])) != 0)
+            return d;
+    }
     if (a->status_class != b->status_class)
         return (int)a->status_class - (int)b->status_class;
     return (int)a->stream - (int)b->stream;
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+    return key_cmp(&(*(struct dp_stats_row *const *)pa)->key,
+                   &(*(struct dp_stats_row *const *)pb)->key);
 }
 
 static int err_cmp(const void *pa, const void *pb)
@@ -594,4 +610,57 @@ void dp_stats_view_finish(struct dp_stats_view *v)
     free(v->index);
     v->index = NULL;
     v->index_cap = 0;
+}
+
+int dp_stats_view_diff(const struct dp_stats_view *cur, const struct dp_stats_view *prev,
+                       dp_stats_row_fn row_fn, dp_stats_err_fn err_fn, void *arg)
+{
+    struct dp_stats_row *d = malloc(sizeof(*d));
+    size_t j = 0;
+
+    if (!d)
+        return -ENOMEM;
+    /* Both are sorted by key, and a key never leaves a worker's table: a merge join. */
+    for (size_t i = 0; i < cur->n_rows; i++) {
+        const struct dp_stats_row *c = cur->rows[i], *p = NULL;
+        int cmp = 1;
+
+        while (prev && j < prev->n_rows && (cmp = key_cmp(&prev->rows[j]->key, &c->key)) < 0)
+            j++;
+        if (prev && j < prev->n_rows && cmp == 0)
+            p = prev->rows[j];
+        if (p && p->requests >= c->requests)
+            continue;
+        d->key = c->key;
+        d->hash = c->hash;
+        d->requests = c->requests - (p ? p->requests : 0);
+#define SUB0(f) (p && p->f < c->f ? c->f - p->f : (p ? 0 : c->f))
+        d->prompt_tokens = SUB0(prompt_tokens);
+        d->completion_tokens = SUB0(completion_tokens);
+        d->cached_tokens = SUB0(cached_tokens);
+        d->cost_nusd = SUB0(cost_nusd);
+#undef SUB0
+        if (p) {
+            sy_hist_delta(&d->latency, &c->latency, &p->latency);
+            sy_hist_delta(&d->ttft, &c->ttft, &p->ttft);
+        } else {
+            memcpy(&d->latency, &c->latency, sizeof(d->latency));
+            memcpy(&d->ttft, &c->ttft, sizeof(d->ttft));
+        }
+        row_fn(d, arg);
+    }
+    free(d);
+    for (size_t i = 0; i < cur->n_errs; i++) {
+        const struct dp_stats_err_row *c = &cur->errs[i];
+        struct dp_stats_err_row e = *c;
+        for (size_t k = 0; prev && k < prev->n_errs; k++) {
+            if (err_cmp(&prev->errs[k], c) == 0) {
+                e.count = c->count > prev->errs[k].count ? c->count - prev->errs[k].count : 0;
+                break;
+            }
+        }
+        if (e.count)
+            err_fn(&e, arg);
+    }
+    return 0;
 }

@@ -2,10 +2,10 @@
  * merged view of all workers that /metrics (and later the telemetry stream) reads.
  *
  * Each worker owns one struct dp_stats and is its only writer: recording takes no lock and
- * no atomic read-modify-write. Series are keyed by (route, provider, model, status class,
- * stream) in a fixed open-addressing table of at most DP_STATS_MAX_SERIES series per worker;
- * a key that finds the table full is counted in the overflow series of its status class and
- * stream, whose route, provider and model are DP_STATS_OTHER, and in `dropped`. A series is
+ * no atomic read-modify-write. Series are keyed by (route, provider, model, tenant, arm,
+ * status class, stream) in a fixed open-addressing table of at most DP_STATS_MAX_SERIES series per
+ * worker; a key that finds the table full is counted in the overflow series of its status class and
+ * stream, whose names are all DP_STATS_OTHER, and in `dropped`. A series is
  * allocated the first time its key is seen (once per key and worker), then published with a
  * release store and never moves or goes away until dp_stats_cleanup.
  *
@@ -47,10 +47,27 @@ enum dp_status_class {
 /* "2xx", "4xx", "5xx". */
 const char *dp_status_class_name(enum dp_status_class c);
 
+/* The names of a key, in the order of dp_stats_key's fields. */
+enum dp_stats_dim {
+    DP_DIM_ROUTE,
+    DP_DIM_PROVIDER,
+    DP_DIM_MODEL,
+    DP_DIM_TENANT,
+    DP_DIM_ARM,
+    DP_STATS_DIMS,
+};
+
 struct dp_stats_key {
-    char route[DP_STATS_NAME_MAX]; /* "" when the request was rejected before routing */
-    char provider[DP_STATS_NAME_MAX];
-    char model[DP_STATS_NAME_MAX];
+    union {
+        struct {
+            char route[DP_STATS_NAME_MAX]; /* "" when the request was rejected before routing */
+            char provider[DP_STATS_NAME_MAX];
+            char model[DP_STATS_NAME_MAX];
+            char tenant[DP_STATS_NAME_MAX]; /* "" = anonymous */
+            char arm[DP_STATS_NAME_MAX];    /* "experiment/arm", or "" */
+        };
+        char name[DP_STATS_DIMS][DP_STATS_NAME_MAX]; /* by enum dp_stats_dim */
+    };
     enum dp_status_class status_class;
     bool stream;
 };
@@ -83,7 +100,7 @@ struct dp_stats_err {
  * snapshot lives); a hit is confirmed by comparing the names, since addresses are reused
  * after a policy swap. */
 struct dp_stats_cached {
-    const char *name[3]; /* route, provider, model as dp_stats_record got them */
+    const char *name[DP_STATS_DIMS]; /* the names as dp_stats_record got them */
     enum dp_status_class status_class;
     bool stream;
     struct dp_stats_series *series; /* NULL: empty */
@@ -164,5 +181,16 @@ int dp_stats_view_add(struct dp_stats_view *v, const struct dp_stats *st);
 void dp_stats_view_finish(struct dp_stats_view *v);
 /* Accepts NULL. */
 void dp_stats_view_free(struct dp_stats_view *v);
+
+typedef void (*dp_stats_row_fn)(const struct dp_stats_row *delta, void *arg);
+typedef void (*dp_stats_err_fn)(const struct dp_stats_err_row *delta, void *arg);
+
+/* What happened between two finished views of the same stats, <prev> (earlier; NULL =
+ * nothing before) and <cur>: calls <row_fn> with the difference of each series that
+ * served requests since (counts, tokens, cost, histograms; sy_hist_delta), then <err_fn>
+ * for each (provider, code) that failed since. The delta is borrowed for the call.
+ * Returns 0 or -ENOMEM. Any thread. */
+int dp_stats_view_diff(const struct dp_stats_view *cur, const struct dp_stats_view *prev,
+                       dp_stats_row_fn row_fn, dp_stats_err_fn err_fn, void *arg);
 
 #endif

@@ -143,8 +143,7 @@ void dp_worker_stop(struct dp_worker *w)
         event_active(w->stop_ev, 0, 0);
 }
 
-/* Any worker's /metrics reads every worker's stats: free them once no worker runs. */
-static void stats_cleanup_when_all_stopped(struct dp_proxy *px)
+void dp_worker_stats_cleanup(struct dp_proxy *px)
 {
     for (int i = 0; px && i < px->n_workers; i++) {
         if (px->workers[i].started)
@@ -166,7 +165,6 @@ void dp_worker_join(struct dp_worker *w)
     w->up = NULL;
     dp_snapshot_cache_cleanup(&w->snap);
     dp_match_scratch_cleanup(&w->match_scratch);
-    stats_cleanup_when_all_stopped(w->proxy);
     if (w->stop_ev)
         event_free(w->stop_ev);
     if (w->drain_timer)

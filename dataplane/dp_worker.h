@@ -51,6 +51,11 @@ void dp_worker_stop(struct dp_worker *w);
 /* Waits for the thread and frees everything. Main thread. */
 void dp_worker_join(struct dp_worker *w);
 
+/* Frees every worker's stats once no worker thread runs (any worker's /metrics, and the
+ * telemetry thread, read all of them): after the last dp_worker_join and after
+ * dp_telemetry_stop. Main thread. */
+void dp_worker_stats_cleanup(struct dp_proxy *px);
+
 /* The current snapshot as this worker sees it (borrowed; ref it to keep it). */
 struct dp_snapshot *dp_worker_snapshot(struct dp_worker *w);
 

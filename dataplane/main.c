@@ -1,5 +1,6 @@
 /* dataplane/main.c - switchyard-proxy: command line, then dp_proxy_run(). */
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,9 @@ static void usage(FILE *out)
             "  --zone ZONE              managed: zone label shown in the fleet view\n"
             "  --state-dir DIR          managed: keep the last good policy here and serve it\n"
             "                           after a restart when the control plane is away\n"
+            "  --telemetry-interval-ms N managed: traffic report period (default 1000)\n"
+            "  --telemetry-backlog N    managed: reports kept while the control plane is\n"
+            "                           away (default 600)\n"
             "  --workers N              worker threads (default: online cores)\n"
             "  --access-log PATH        JSON access log: a file, '-' for stdout (default), 'off'\n"
             "  --log-level LEVEL        debug, info (default), warn, error\n"
@@ -44,6 +48,8 @@ int main(int argc, char **argv)
         {"access-log", required_argument, NULL, 'a'},
         {"log-level", required_argument, NULL, 'v'},
         {"drain-timeout-ms", required_argument, NULL, 'd'},
+        {"telemetry-interval-ms", required_argument, NULL, 'T'},
+        {"telemetry-backlog", required_argument, NULL, 'B'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -53,7 +59,10 @@ int main(int argc, char **argv)
         .access_log = "-",
         .workers = 0,
         .drain_timeout_ms = 30000,
+        .telemetry_interval_ms = 1000,
+        .telemetry_backlog = 600,
     };
+    bool telemetry_opts = false;
     enum sy_log_level level;
     int64_t n;
     int c;
@@ -107,6 +116,25 @@ int main(int argc, char **argv)
             }
             opt.drain_timeout_ms = (uint32_t)n;
             break;
+        case 'T':
+            if (sy_parse_i64(optarg, 10, 3600000, &n) < 0) {
+                fprintf(stderr,
+                        "switchyard-proxy: --telemetry-interval-ms %s: expected 10..3600000\n",
+                        optarg);
+                return 2;
+            }
+            opt.telemetry_interval_ms = (uint32_t)n;
+            telemetry_opts = true;
+            break;
+        case 'B':
+            if (sy_parse_i64(optarg, 1, 1000000, &n) < 0) {
+                fprintf(stderr, "switchyard-proxy: --telemetry-backlog %s: expected 1..1000000\n",
+                        optarg);
+                return 2;
+            }
+            opt.telemetry_backlog = (size_t)n;
+            telemetry_opts = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -132,9 +160,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "switchyard-proxy: --control-plane needs --node-id\n");
         return 2;
     }
-    if (opt.policy_path && (opt.node_id || opt.state_dir || opt.zone)) {
-        fprintf(stderr, "switchyard-proxy: --node-id, --zone and --state-dir belong to managed "
-                        "mode (--control-plane)\n");
+    if (opt.policy_path && (opt.node_id || opt.state_dir || opt.zone || telemetry_opts)) {
+        fprintf(stderr, "switchyard-proxy: --node-id, --zone, --state-dir and --telemetry-* "
+                        "belong to managed mode (--control-plane)\n");
         return 2;
     }
     return dp_proxy_run(&opt);

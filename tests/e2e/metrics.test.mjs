@@ -121,7 +121,7 @@ function parseProm(text) {
     return families;
 }
 
-const KEY = ['route', 'provider', 'model', 'status_class', 'stream'];
+const KEY = ['tenant', 'route', 'provider', 'model', 'arm', 'status_class', 'stream'];
 const keyOf = (labels) => KEY.map((k) => labels[k]).join('|');
 
 // sample value of <name> with exactly <labels>
@@ -154,7 +154,7 @@ function expect(labels, usage) {
     expected.set(k, e);
 }
 const series = (route, model, cls, stream) => ({
-    route, provider: 'mock', model, status_class: cls, stream: String(stream),
+    tenant: '', route, provider: 'mock', model, arm: '', status_class: cls, stream: String(stream),
 });
 
 test('a known mix of traffic is counted exactly, merged over workers', T, async () => {

@@ -1,6 +1,7 @@
 /* tests/unit/common/test_hist.c - sy_hist: quantiles within 1% of the exact sorted values
  * on random and adversarial inputs (fixed seeds), merge == recording everything into one,
  * exact cumulative counts at bucket boundaries, and the edges (empty, 0, huge). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -295,6 +296,62 @@ static void test_boundaries_and_cumulative(void **state)
     free(h);
 }
 
+/* The telemetry path: a cumulative histogram copied at two moments, the delta of the two
+ * sent in sparse form and added into an empty one, gives the same counts, sum and
+ * quantiles (within the bucket error) as recording only the values in between. */
+static void test_delta_sparse_roundtrip(void **state)
+{
+    static struct sy_hist cur, prev, delta, later, back;
+    static uint32_t idx[SY_HIST_BUCKETS];
+    static uint64_t cnt[SY_HIST_BUCKETS];
+    uint64_t *vals = malloc(N_VALUES * sizeof(*vals));
+    size_t n;
+    (void)state;
+
+    rng_state = 0x5eed5eedull;
+    sy_hist_init(&cur);
+    sy_hist_init(&later);
+    sy_hist_init(&back);
+    for (int i = 0; i < 5000; i++)
+        sy_hist_record(&cur, 100 + rnd_below(1000000));
+    memcpy(&prev, &cur, sizeof(prev));
+    for (int i = 0; i < N_VALUES; i++) {
+        vals[i] = 5000 + rnd_below(200000);
+        sy_hist_record(&cur, vals[i]);
+        sy_hist_record(&later, vals[i]);
+    }
+    sy_hist_delta(&delta, &cur, &prev);
+    assert_int_equal(sy_hist_count(&delta), N_VALUES);
+    assert_int_equal(sy_hist_sum(&delta), sy_hist_sum(&later));
+    n = sy_hist_to_sparse(&delta, idx, cnt, SY_HIST_BUCKETS);
+    assert_true(n > 0 && n < SY_HIST_BUCKETS);
+    for (size_t i = 1; i < n; i++)
+        assert_true(idx[i] > idx[i - 1]);
+    assert_int_equal(sy_hist_add_sparse(&back, idx, cnt, n, sy_hist_sum(&delta),
+                                        sy_hist_min(&delta), sy_hist_max(&delta)),
+                     0);
+    assert_int_equal(sy_hist_count(&back), N_VALUES);
+    for (size_t i = 0; i < SY_HIST_BUCKETS; i++)
+        assert_int_equal(back.counts[i], later.counts[i]);
+    qsort(vals, N_VALUES, sizeof(*vals), cmp_u64);
+    for (int q = 1; q < 100; q++) {
+        uint64_t exact = vals[(size_t)((q / 100.0) * N_VALUES + 0.999999) - 1];
+        uint64_t est = sy_hist_quantile(&back, q / 100.0);
+        double err = exact ? ((double)est - (double)exact) / (double)exact : 0;
+        assert_true(err < 0.01 && err > -0.01);
+    }
+    /* Bad input changes nothing. */
+    idx[0] = SY_HIST_BUCKETS;
+    assert_int_equal(sy_hist_add_sparse(&back, idx, cnt, 1, 1, 1, 1), -EINVAL);
+    assert_int_equal(sy_hist_add_sparse(&back, &idx[1], &cnt[1], 1, 1, 9, 1), -EINVAL);
+    assert_int_equal(sy_hist_count(&back), N_VALUES);
+    /* No change: an empty delta. */
+    sy_hist_delta(&delta, &cur, &cur);
+    assert_int_equal(sy_hist_count(&delta), 0);
+    assert_int_equal(sy_hist_to_sparse(&delta, idx, cnt, SY_HIST_BUCKETS), 0);
+    free(vals);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_merge_equals_record_all),
         cmocka_unit_test(test_edges),
         cmocka_unit_test(test_boundaries_and_cumulative),
+        cmocka_unit_test(test_delta_sparse_roundtrip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

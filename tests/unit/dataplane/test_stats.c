@@ -444,8 +444,8 @@ static void test_render(void **state)
     const struct dp_metrics_breaker br[] = {{"prov", "m\"x", 1}, {"prov", "ok", 0}};
     struct dp_metrics_info info = {
         .version = "1.2.3", .policy_version = 7, .breakers = br, .n_breakers = 2};
-    const char *k = "{route=\"r\\\\1\",provider=\"p\\\"q\",model=\"m\\nn\",status_class=\"2xx\","
-                    "stream=\"false\"";
+    const char *k = "{tenant=\"\",route=\"r\\\\1\",provider=\"p\\\"q\",model=\"m\\nn\",arm=\"\","
+                    "status_class=\"2xx\",stream=\"false\"";
     char prefix[512];
     char *text;
     size_t len;

@@ -1,0 +1,54 @@
+/* controlplane/cp_spend.h - spend per tenant and model, per UTC day, persisted in the store.
+ *
+ * Each proxy node has one ledger per day under the store key spend/<YYYY-MM-DD>/<node>:
+ * its requests, tokens and cost (nano-dollars, integers: sums never drift) per tenant and
+ * model, plus, per proxy process (boot id), the sequence number of the last telemetry report
+ * counted in it. That number makes applying a report idempotent across resends, control
+ * plane restarts and replicas: a report at or below it is a duplicate and counts nothing.
+ * Ledgers are written whole (one key, one atomic write) by cp_spend_flush; cp_telemetry
+ * acknowledges a report to its proxy only after the flush that made it durable, so a crash
+ * at any point loses nothing and counts nothing twice. A report belongs to the day of its
+ * end time. One control plane writes a node's ledger at a time (the one holding its
+ * telemetry stream).
+ *
+ * Threads: any; one mutex. Store I/O happens under it (the store is the bottleneck anyway).
+ */
+#ifndef CP_SPEND_H
+#define CP_SPEND_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "switchyard/v1/telemetry.pb-c.h"
+
+struct cp_spend;
+struct cp_store;
+struct cJSON;
+struct sy_policy;
+
+struct cp_spend *cp_spend_new(struct cp_store *store);
+void cp_spend_free(struct cp_spend *sp);
+
+/* Counts <rep> in its node's ledger unless it was counted before. Returns 1 when applied,
+ * 0 for a duplicate, -errno when the ledger could not be read from the store (nothing
+ * applied; the proxy will send it again). */
+int cp_spend_apply(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *rep);
+
+/* Writes every changed ledger. Returns 0, or -errno (they stay dirty and are retried). */
+int cp_spend_flush(struct cp_spend *sp);
+
+/* Drops ledgers older than yesterday that are clean (they are in the store). */
+void cp_spend_trim(struct cp_spend *sp, int64_t now_ms);
+
+/* GET /v1/spend: <period> "day" or "month", <date> "YYYY-MM-DD" / "YYYY-MM" or NULL for the
+ * current one at <now_ms>. <pol> (may be NULL) gives labels and budgets. Returns the JSON,
+ * or NULL with *status and *errmsg (caller frees) set: 400 for a bad period or date, 503
+ * when the store cannot be read. */
+struct cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date,
+                            int64_t now_ms, const struct sy_policy *pol, int *status,
+                            char **errmsg);
+
+/* "YYYY-MM-DD" of the UTC day holding <unix_ms>. */
+void cp_spend_day(int64_t unix_ms, char out[11]);
+
+#endif

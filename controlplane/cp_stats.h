@@ -1,0 +1,66 @@
+/* controlplane/cp_stats.h - the fleet's traffic as the control plane sees it: rolling windows
+ * (GET /v1/stats, /v1/health), counters since start (GET /metrics), and each proxy's last
+ * report (in flight, breaker states).
+ *
+ * Fed by cp_telemetry with each applied TelemetryReport. Windows are rings of per-second
+ * slots (the last 60 s) and per-minute slots (the last 60 min), placed by the report's end
+ * time; each slot keeps its series with sparse histograms, so memory follows the traffic,
+ * not the number of buckets. A query merges the slots of its window into dense histograms
+ * per group (totals, provider, model, route, tenant).
+ *
+ * Threads: cp_stats_apply on the gRPC thread, queries on the admin (main) thread; one mutex.
+ */
+#ifndef CP_STATS_H
+#define CP_STATS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "switchyard/v1/telemetry.pb-c.h"
+
+struct cp_stats;
+struct cJSON;
+
+struct cp_stats *cp_stats_new(void);
+void cp_stats_free(struct cp_stats *st);
+
+/* Adds one report (already deduplicated) received at <now_ms>. */
+void cp_stats_apply(struct cp_stats *st, const Switchyard__V1__TelemetryReport *rep,
+                    int64_t now_ms);
+
+/* A proxy's telemetry stream opened or closed (for the proxies count). */
+void cp_stats_node_connected(struct cp_stats *st, const char *node_id, bool connected);
+
+/* Windows of GET /v1/stats. */
+enum cp_window {
+    CP_WINDOW_10S,
+    CP_WINDOW_1M,
+    CP_WINDOW_1H,
+};
+
+/* "10s", "1m", "1h" -> window; -1 for anything else. */
+int cp_window_parse(const char *s);
+
+/* GET /v1/stats (docs/admin-api.md) at <now_ms>. Caller frees with cJSON_Delete. */
+struct cJSON *cp_stats_json(struct cp_stats *st, enum cp_window w, int64_t active_version,
+                            int64_t now_ms);
+
+/* GET /v1/health: per (provider, model) over the last minute. */
+struct cJSON *cp_stats_health_json(struct cp_stats *st, int64_t now_ms);
+
+/* Appends the fleet families of GET /metrics (Prometheus text) to a heap string (caller
+ * frees); *len gets its length. */
+char *cp_stats_metrics(struct cp_stats *st, size_t *len);
+
+/* Totals for the control plane's own metrics. */
+struct cp_stats_counters {
+    uint64_t reports;             /* reports applied */
+    uint64_t duplicates;          /* reports dropped as already applied */
+    uint64_t coalesced_intervals; /* latest value per proxy, summed */
+    size_t proxies_connected;
+};
+void cp_stats_counters(struct cp_stats *st, struct cp_stats_counters *out);
+void cp_stats_count_duplicate(struct cp_stats *st);
+
+#endif
