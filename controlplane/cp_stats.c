@@ -60,10 +60,17 @@ struct err_count {
     uint64_t count;
 };
 
+/* Attribution: one (tenant, tag) pair. */
+struct tag_count {
+    char *tenant, *tag;
+    uint64_t requests, prompt, completion, cost_nusd;
+};
+
 struct slot {
     int64_t epoch;        /* second or minute since the epoch; -1 = empty */
     struct cp_map series; /* -> struct agg */
     struct cp_map errs;   /* -> struct err_count */
+    struct cp_map tags;   /* -> struct tag_count */
 };
 
 struct target {
@@ -86,6 +93,7 @@ struct cp_stats {
     struct slot sec[SEC_SLOTS], min[MIN_SLOTS];
     struct cp_map cum;      /* -> struct cum */
     struct cp_map cum_errs; /* -> struct err_count */
+    struct cp_map cum_tags; /* -> struct tag_count */
     struct cp_map nodes;    /* -> struct node */
     uint64_t reports, duplicates;
 };
@@ -200,6 +208,37 @@ static void err_free(void *p)
     free(e);
 }
 
+static void tag_free(void *p)
+{
+    struct tag_count *t = p;
+    free(t->tenant);
+    free(t->tag);
+    free(t);
+}
+
+static void tags_add(struct cp_map *m, const Switchyard__V1__TelemetryReport *rep)
+{
+    char key[600];
+
+    for (size_t i = 0; i < rep->n_tags; i++) {
+        const Switchyard__V1__TagDelta *d = rep->tags[i];
+        struct tag_count *t;
+
+        snprintf(key, sizeof(key), "%s\x1f%s", d->tenant, d->tag);
+        t = cp_map_get(m, key);
+        if (!t) {
+            t = sy_xcalloc(1, sizeof(*t));
+            t->tenant = sy_xstrdup(d->tenant);
+            t->tag = sy_xstrdup(d->tag);
+            cp_map_put(m, key, t);
+        }
+        t->requests += d->requests;
+        t->prompt += d->prompt_tokens;
+        t->completion += d->completion_tokens;
+        t->cost_nusd += d->cost_nusd;
+    }
+}
+
 static void node_targets_free(struct node *n)
 {
     for (size_t i = 0; i < n->n_targets; i++) {
@@ -246,6 +285,7 @@ static struct slot *slot_for(struct slot *ring, size_t n, int64_t epoch)
         return NULL;
     cp_map_clear(&s->series, agg_free);
     cp_map_clear(&s->errs, err_free);
+    cp_map_clear(&s->tags, tag_free);
     s->epoch = epoch;
     return s;
 }
@@ -275,6 +315,7 @@ static void slot_add(struct slot *s, const Switchyard__V1__TelemetryReport *rep)
     for (size_t i = 0; i < rep->n_upstream_errors; i++)
         err_add(&s->errs, rep->upstream_errors[i]->provider, rep->upstream_errors[i]->code,
                 rep->upstream_errors[i]->count);
+    tags_add(&s->tags, rep);
 }
 
 /* ---- lifecycle and input -------------------------------------------------------------- */
@@ -298,13 +339,16 @@ void cp_stats_free(struct cp_stats *st)
     for (size_t i = 0; i < SEC_SLOTS; i++) {
         cp_map_clear(&st->sec[i].series, agg_free);
         cp_map_clear(&st->sec[i].errs, err_free);
+        cp_map_clear(&st->sec[i].tags, tag_free);
     }
     for (size_t i = 0; i < MIN_SLOTS; i++) {
         cp_map_clear(&st->min[i].series, agg_free);
         cp_map_clear(&st->min[i].errs, err_free);
+        cp_map_clear(&st->min[i].tags, tag_free);
     }
     cp_map_clear(&st->cum, cum_free);
     cp_map_clear(&st->cum_errs, err_free);
+    cp_map_clear(&st->cum_tags, tag_free);
     cp_map_clear(&st->nodes, node_free);
     pthread_mutex_destroy(&st->lock);
     free(st);
@@ -359,6 +403,7 @@ void cp_stats_apply(struct cp_stats *st, const Switchyard__V1__TelemetryReport *
         err_add(&st->cum_errs, rep->upstream_errors[i]->provider, rep->upstream_errors[i]->code,
                 rep->upstream_errors[i]->count);
 
+    tags_add(&st->cum_tags, rep);
     n = node_get(st, node_id);
     n->last_ms = now_ms;
     n->in_flight = rep->in_flight;
@@ -588,6 +633,65 @@ static void group_window(struct slot **slots, size_t n_slots, struct cp_map *map
     }
 }
 
+static int tag_cmp(const void *pa, const void *pb)
+{
+    const struct tag_count *a = *(struct tag_count *const *)pa, *b = *(struct tag_count *const *)pb;
+    int d;
+    if (a->cost_nusd != b->cost_nusd)
+        return a->cost_nusd > b->cost_nusd ? -1 : 1;
+    if (a->requests != b->requests)
+        return a->requests > b->requests ? -1 : 1;
+    d = strcmp(a->tenant, b->tenant);
+    return d ? d : strcmp(a->tag, b->tag);
+}
+
+/* The attribution pairs of the window, by spend. Lock held. */
+static cJSON *tags_json(struct slot **slots, size_t n_slots, int seconds)
+{
+    struct cp_map all = {0};
+    cJSON *arr = cJSON_CreateArray();
+    struct tag_count **ts;
+    char key[600];
+
+    for (size_t s = 0; s < n_slots; s++) {
+        for (size_t i = 0; i < slots[s]->tags.n; i++) {
+            const struct tag_count *x = slots[s]->tags.vals[i];
+            struct tag_count *t;
+            snprintf(key, sizeof(key), "%s\x1f%s", x->tenant, x->tag);
+            t = cp_map_get(&all, key);
+            if (!t) {
+                t = sy_xcalloc(1, sizeof(*t));
+                t->tenant = x->tenant; /* borrowed */
+                t->tag = x->tag;
+                cp_map_put(&all, key, t);
+            }
+            t->requests += x->requests;
+            t->prompt += x->prompt;
+            t->completion += x->completion;
+            t->cost_nusd += x->cost_nusd;
+        }
+    }
+    ts = sy_xmalloc((all.n ? all.n : 1) * sizeof(*ts));
+    for (size_t i = 0; i < all.n; i++)
+        ts[i] = all.vals[i];
+    qsort(ts, all.n, sizeof(*ts), tag_cmp);
+    for (size_t i = 0; i < all.n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "tenant", ts[i]->tenant);
+        cJSON_AddStringToObject(o, "tag", ts[i]->tag);
+        cJSON_AddNumberToObject(o, "requests", (double)ts[i]->requests);
+        cJSON_AddNumberToObject(o, "rps", round3((double)ts[i]->requests / seconds));
+        cJSON_AddNumberToObject(o, "prompt_tokens", (double)ts[i]->prompt);
+        cJSON_AddNumberToObject(o, "completion_tokens", (double)ts[i]->completion);
+        cJSON_AddNumberToObject(o, "cost_usd", usd(ts[i]->cost_nusd));
+        cJSON_AddNumberToObject(o, "cost_per_hour_usd", usd(ts[i]->cost_nusd) * 3600.0 / seconds);
+        cJSON_AddItemToArray(arr, o);
+    }
+    free(ts);
+    cp_map_clear(&all, free);
+    return arr;
+}
+
 cJSON *cp_stats_json(struct cp_stats *st, enum cp_window w, int64_t active_version, int64_t now_ms)
 {
     static const char *const window_names[] = {"10s", "1m", "1h"};
@@ -632,6 +736,7 @@ cJSON *cp_stats_json(struct cp_stats *st, enum cp_window w, int64_t active_versi
     cJSON_AddItemToObject(root, keys[0], totals);
     for (int g = 1; g < 5; g++)
         cJSON_AddItemToObject(root, keys[g], groups_json(&maps[g], which[g], n_which[g], seconds));
+    cJSON_AddItemToObject(root, "tags", tags_json(slots, n_slots, seconds));
     pthread_mutex_unlock(&st->lock);
     for (int g = 0; g < 5; g++)
         cp_map_clear(&maps[g], group_free);
@@ -896,6 +1001,27 @@ char *cp_stats_metrics(struct cp_stats *st, size_t *len)
         put_value(&o, e->code);
         put(&o, "\"} %" PRIu64 "\n", e->count);
     }
+    put_family(&o, "switchyard_fleet_attribution_requests_total", "counter",
+               "Requests per tenant and attribution tag across the fleet.");
+    for (size_t i = 0; i < st->cum_tags.n; i++) {
+        const struct tag_count *t = st->cum_tags.vals[i];
+        put(&o, "switchyard_fleet_attribution_requests_total{tenant=\"");
+        put_value(&o, t->tenant);
+        put(&o, "\",tag=\"");
+        put_value(&o, t->tag);
+        put(&o, "\"} %" PRIu64 "\n", t->requests);
+    }
+    put_family(&o, "switchyard_fleet_attribution_cost_usd_total", "counter",
+               "Spend per tenant and attribution tag across the fleet, in US dollars.");
+    for (size_t i = 0; i < st->cum_tags.n; i++) {
+        const struct tag_count *t = st->cum_tags.vals[i];
+        put(&o, "switchyard_fleet_attribution_cost_usd_total{tenant=\"");
+        put_value(&o, t->tenant);
+        put(&o, "\",tag=\"");
+        put_value(&o, t->tag);
+        put(&o, "\"} %" PRIu64 ".%09" PRIu64 "\n", t->cost_nusd / 1000000000u,
+            t->cost_nusd % 1000000000u);
+    }
     put_family(&o, "switchyard_fleet_circuit_breaker_state", "gauge",
                "Each proxy's breaker per target: 0 closed, 1 open, 2 half-open.");
     for (size_t i = 0; i < st->nodes.n; i++) {
@@ -926,4 +1052,60 @@ char *cp_stats_metrics(struct cp_stats *st, size_t *len)
     pthread_mutex_unlock(&st->lock);
     *len = o.len;
     return o.p;
+}
+
+/* ---- summaries ------------------------------------------------------------------------ */
+
+static bool filter_match(const struct cp_stats_filter *f, char *const names[N_NAMES])
+{
+    return (!f->route || strcmp(f->route, names[N_ROUTE]) == 0) &&
+           (!f->model || strcmp(f->model, names[N_MODEL]) == 0) &&
+           (!f->arm || strcmp(f->arm, names[N_ARM]) == 0);
+}
+
+void cp_stats_summary(struct cp_stats *st, const struct cp_stats_filter *f, int window,
+                      int64_t now_ms, struct cp_stats_summary *out)
+{
+    struct sy_hist *h = sy_xmalloc(sizeof(*h));
+
+    memset(out, 0, sizeof(*out));
+    sy_hist_init(h);
+    pthread_mutex_lock(&st->lock);
+    if (window < 0) {
+        for (size_t i = 0; i < st->cum.n; i++) {
+            const struct cum *c = st->cum.vals[i];
+            if (!filter_match(f, c->names))
+                continue;
+            out->requests += c->c.requests;
+            out->cost_nusd += c->c.cost_nusd;
+            if (c->sc == 2)
+                out->errors += c->c.requests;
+            sy_hist_merge(h, &c->lat);
+        }
+    } else {
+        struct slot *slots[SEC_SLOTS > MIN_SLOTS ? SEC_SLOTS : MIN_SLOTS];
+        int seconds;
+        size_t n = window_slots(st, (enum cp_window)window, now_ms, slots, &seconds);
+
+        for (size_t s = 0; s < n; s++) {
+            for (size_t i = 0; i < slots[s]->series.n; i++) {
+                const struct agg *a = slots[s]->series.vals[i];
+                if (!filter_match(f, a->names))
+                    continue;
+                out->requests += a->c.requests;
+                out->cost_nusd += a->c.cost_nusd;
+                if (a->sc == 2)
+                    out->errors += a->c.requests;
+                if (a->lat.n)
+                    sy_hist_add_sparse(h, a->lat.idx, a->lat.cnt, a->lat.n, a->lat.sum, a->lat.min,
+                                       a->lat.max);
+            }
+        }
+    }
+    pthread_mutex_unlock(&st->lock);
+    if (sy_hist_count(h)) {
+        out->latency_p50_ms = (double)sy_hist_quantile(h, 0.5) / 1000;
+        out->latency_p95_ms = (double)sy_hist_quantile(h, 0.95) / 1000;
+    }
+    free(h);
 }

@@ -53,6 +53,22 @@ struct cJSON *cp_stats_health_json(struct cp_stats *st, int64_t now_ms);
  * frees); *len gets its length. */
 char *cp_stats_metrics(struct cp_stats *st, size_t *len);
 
+/* Traffic of the series matching a filter, since this replica started (counters) or over a
+ * window: for experiment arms and learned routes. NULL filter fields match anything. */
+struct cp_stats_filter {
+    const char *route;
+    const char *model;
+    const char *arm; /* "experiment/arm" */
+};
+struct cp_stats_summary {
+    uint64_t requests, errors; /* errors: 5xx */
+    uint64_t cost_nusd;
+    double latency_p50_ms, latency_p95_ms; /* 0 when no sample */
+};
+/* <window> < 0: since start (all counters); else enum cp_window at <now_ms>. */
+void cp_stats_summary(struct cp_stats *st, const struct cp_stats_filter *f, int window,
+                      int64_t now_ms, struct cp_stats_summary *out);
+
 /* Totals for the control plane's own metrics. */
 struct cp_stats_counters {
     uint64_t reports;             /* reports applied */

@@ -220,6 +220,26 @@ char *dp_metrics_render(const struct dp_stats_view *v, const struct dp_metrics_i
         put(&o, "} %" PRIu64 "\n", v->errs[i].count);
     }
 
+    put_family(&o, "switchyard_attribution_requests_total", "counter",
+               "Model requests per tenant and attribution tag (x-switchyard-tags, and "
+               "user:<id> for the body's user); bounded, the rest under _other.");
+    for (size_t i = 0; i < v->n_tags; i++) {
+        put(&o, "switchyard_attribution_requests_total{");
+        put_label(&o, true, "tenant", v->tags[i].tenant);
+        put_label(&o, false, "tag", v->tags[i].tag);
+        put(&o, "} %" PRIu64 "\n", v->tags[i].requests);
+    }
+    put_family(&o, "switchyard_attribution_cost_usd_total", "counter",
+               "Spend per tenant and attribution tag, in US dollars.");
+    for (size_t i = 0; i < v->n_tags; i++) {
+        put(&o, "switchyard_attribution_cost_usd_total{");
+        put_label(&o, true, "tenant", v->tags[i].tenant);
+        put_label(&o, false, "tag", v->tags[i].tag);
+        put(&o, "} ");
+        put_fixed(&o, v->tags[i].cost_nusd, 9, 1000000000);
+        put(&o, "\n");
+    }
+
     put_family(&o, "switchyard_circuit_breaker_state", "gauge",
                "Circuit breaker of each policy model's target: 0 closed, 1 open, 2 half-open.");
     for (size_t i = 0; i < info->n_breakers; i++) {

@@ -159,6 +159,9 @@ void dp_stats_init(struct dp_stats *st)
         atomic_init(&st->overflow[c][0], NULL);
         atomic_init(&st->overflow[c][1], NULL);
     }
+    snprintf(st->tag_overflow.tenant, sizeof(st->tag_overflow.tenant), "%s", DP_STATS_OTHER);
+    snprintf(st->tag_overflow.tag, sizeof(st->tag_overflow.tag), "%s", DP_STATS_OTHER);
+    atomic_store_explicit(&st->tag_overflow.used, true, memory_order_release);
     snprintf(st->err_overflow.provider, sizeof(st->err_overflow.provider), "%s", DP_STATS_OTHER);
     snprintf(st->err_overflow.code, sizeof(st->err_overflow.code), "%s", DP_STATS_OTHER);
     atomic_store_explicit(&st->err_overflow.used, true, memory_order_release);
@@ -297,6 +300,71 @@ static struct dp_stats_series *series_of(struct dp_stats *st, const struct dp_ac
     return s;
 }
 
+/* The attribution pair (<tenant>, <tag>) (<tag_len> bytes), created while there is room;
+ * user tags beyond DP_STATS_MAX_USERS become user:_other, the rest the overflow pair. */
+static struct dp_stats_tag *tag_for(struct dp_stats *st, const char *tenant, const char *tag,
+                                    size_t tag_len, bool user)
+{
+    size_t tlen = name_len(tenant, DP_STATS_NAME_MAX), mask = DP_STATS_TAG_SLOTS - 1, i;
+    bool user_other = user && tag_len == 11 && memcmp(tag, "user:" DP_STATS_OTHER, 11) == 0;
+    uint64_t h;
+
+    if (tag_len >= DP_STATS_TAG_MAX)
+        tag_len = DP_STATS_TAG_MAX - 1;
+    h = hash_bytes(hash_bytes(HASH_SEED, tenant, tlen), tag, tag_len);
+    i = (size_t)h & mask;
+    for (size_t probes = 0; probes < DP_STATS_TAG_SLOTS; probes++, i = (i + 1) & mask) {
+        struct dp_stats_tag *x = &st->tags[i];
+        if (!atomic_load_explicit(&x->used, memory_order_relaxed)) {
+            if (st->n_tags >= DP_STATS_MAX_TAGS ||
+                (user && !user_other && st->n_user_tags >= DP_STATS_MAX_USERS))
+                break;
+            memcpy(x->tenant, tenant, tlen);
+            x->tenant[tlen] = '\0';
+            memcpy(x->tag, tag, tag_len);
+            x->tag[tag_len] = '\0';
+            x->hash = h;
+            st->n_tags++;
+            st->n_user_tags += user && !user_other;
+            atomic_store_explicit(&x->used, true, memory_order_release);
+            return x;
+        }
+        if (x->hash == h && name_is(x->tenant, tenant, tlen) && name_is(x->tag, tag, tag_len))
+            return x;
+    }
+    if (user && !user_other)
+        return tag_for(st, tenant, "user:" DP_STATS_OTHER, 11, true);
+    return &st->tag_overflow;
+}
+
+static void tag_add(struct dp_stats_tag *x, const struct dp_access_entry *e, uint64_t cost)
+{
+    add(&x->requests, 1);
+    add(&x->prompt_tokens, e->prompt_tokens > 0 ? (uint64_t)e->prompt_tokens : 0);
+    add(&x->completion_tokens, e->completion_tokens > 0 ? (uint64_t)e->completion_tokens : 0);
+    add(&x->cost_nusd, cost);
+}
+
+/* Counts the outcome for each of its tags and its user. */
+static void record_tags(struct dp_stats *st, const struct dp_access_entry *e, uint64_t cost)
+{
+    const char *tenant = e->tenant ? e->tenant->name : "";
+    char user[DP_STATS_TAG_MAX];
+
+    for (const char *p = e->tags; p && *p;) {
+        size_t n = strcspn(p, ",");
+        if (n > 0)
+            tag_add(tag_for(st, tenant, p, n, false), e, cost);
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    if (e->user && e->user[0]) {
+        int n = snprintf(user, sizeof(user), "user:%s", e->user);
+        tag_add(tag_for(st, tenant, user, n < 0 ? 0 : (size_t)n, true), e, cost);
+    }
+}
+
 void dp_stats_record(struct dp_stats *st, const struct dp_access_entry *e)
 {
     enum dp_status_class sc = status_class(e->status);
@@ -323,6 +391,8 @@ void dp_stats_record(struct dp_stats *st, const struct dp_access_entry *e)
     if (e->stream && e->ttft_us > 0)
         sy_hist_record(&s->ttft, e->ttft_us);
     atomic_store_explicit(&s->seq, seq + 2, memory_order_release);
+    if ((e->tags && e->tags[0]) || (e->user && e->user[0]))
+        record_tags(st, e, cost);
 }
 
 void dp_stats_upstream_error(struct dp_stats *st, const char *provider, int http_status,
@@ -389,6 +459,7 @@ void dp_stats_view_free(struct dp_stats_view *v)
         free(v->rows[i]);
     free(v->rows);
     free(v->errs);
+    free(v->tags);
     free(v->index);
     free(v->scratch);
     free(v);
@@ -542,6 +613,38 @@ static int view_add_series(struct dp_stats_view *v, const struct dp_stats_series
     return view_add_row(v, v->scratch);
 }
 
+static int view_add_tag(struct dp_stats_view *v, const struct dp_stats_tag *x)
+{
+    uint64_t n = get(&x->requests);
+    struct dp_stats_tag_row *r;
+
+    if (n == 0)
+        return 0;
+    for (size_t i = 0; i < v->n_tags; i++) {
+        r = &v->tags[i];
+        if (strcmp(r->tenant, x->tenant) == 0 && strcmp(r->tag, x->tag) == 0)
+            goto out_add;
+    }
+    if (v->n_tags == v->cap_tags) {
+        size_t cap = v->cap_tags ? v->cap_tags * 2 : 16;
+        struct dp_stats_tag_row *tags = realloc(v->tags, cap * sizeof(*tags));
+        if (!tags)
+            return -ENOMEM;
+        v->tags = tags;
+        v->cap_tags = cap;
+    }
+    r = &v->tags[v->n_tags++];
+    memset(r, 0, sizeof(*r));
+    snprintf(r->tenant, sizeof(r->tenant), "%s", x->tenant);
+    snprintf(r->tag, sizeof(r->tag), "%s", x->tag);
+out_add:
+    r->requests += n;
+    r->prompt_tokens += get(&x->prompt_tokens);
+    r->completion_tokens += get(&x->completion_tokens);
+    r->cost_nusd += get(&x->cost_nusd);
+    return 0;
+}
+
 int dp_stats_view_add(struct dp_stats_view *v, const struct dp_stats *st)
 {
     int rc;
@@ -567,6 +670,16 @@ int dp_stats_view_add(struct dp_stats_view *v, const struct dp_stats *st)
             return rc;
     }
     rc = view_add_err(v, &st->err_overflow);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < DP_STATS_TAG_SLOTS; i++) {
+        if (!atomic_load_explicit(&st->tags[i].used, memory_order_acquire))
+            continue;
+        rc = view_add_tag(v, &st->tags[i]);
+        if (rc < 0)
+            return rc;
+    }
+    rc = view_add_tag(v, &st->tag_overflow);
     if (rc < 0)
         return rc;
     v->in_flight += atomic_load_explicit(&st->in_flight, memory_order_relaxed);
@@ -600,8 +713,17 @@ static int err_cmp(const void *pa, const void *pb)
     return d ? d : strcmp(a->code, b->code);
 }
 
+static int tag_cmp(const void *pa, const void *pb)
+{
+    const struct dp_stats_tag_row *a = pa, *b = pb;
+    int d = strcmp(a->tenant, b->tenant);
+    return d ? d : strcmp(a->tag, b->tag);
+}
+
 void dp_stats_view_finish(struct dp_stats_view *v)
 {
+    if (v->n_tags > 1)
+        qsort(v->tags, v->n_tags, sizeof(*v->tags), tag_cmp);
     if (v->n_rows > 1)
         qsort(v->rows, v->n_rows, sizeof(*v->rows), row_cmp);
     if (v->n_errs > 1)
@@ -663,4 +785,30 @@ int dp_stats_view_diff(const struct dp_stats_view *cur, const struct dp_stats_vi
             err_fn(&e, arg);
     }
     return 0;
+}
+
+void dp_stats_view_diff_tags(const struct dp_stats_view *cur, const struct dp_stats_view *prev,
+                             dp_stats_tag_fn fn, void *arg)
+{
+    size_t j = 0;
+
+    for (size_t i = 0; i < cur->n_tags; i++) {
+        struct dp_stats_tag_row d = cur->tags[i];
+        int cmp = 1;
+
+        while (prev && j < prev->n_tags && (cmp = tag_cmp(&prev->tags[j], &d)) < 0)
+            j++;
+        if (prev && j < prev->n_tags && cmp == 0) {
+            const struct dp_stats_tag_row *p = &prev->tags[j];
+            if (p->requests >= d.requests)
+                continue;
+            d.requests -= p->requests;
+            d.prompt_tokens -=
+                p->prompt_tokens < d.prompt_tokens ? p->prompt_tokens : d.prompt_tokens;
+            d.completion_tokens -= p->completion_tokens < d.completion_tokens ? p->completion_tokens
+                                                                              : d.completion_tokens;
+            d.cost_nusd -= p->cost_nusd < d.cost_nusd ? p->cost_nusd : d.cost_nusd;
+        }
+        fn(&d, arg);
+    }
 }

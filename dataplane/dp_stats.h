@@ -36,6 +36,10 @@ struct dp_access_entry;
 #define DP_STATS_CODE_MAX 48
 #define DP_STATS_OTHER "_other" /* label value of the overflow series */
 #define DP_STATS_CACHE 128      /* recent keys (64 sets of 2), by the names' addresses */
+#define DP_STATS_TAG_SLOTS 128  /* attribution table size per worker (power of two) */
+#define DP_STATS_MAX_TAGS 64    /* (tenant, tag) pairs per worker before the overflow */
+#define DP_STATS_MAX_USERS 16   /* of which "user:<id>" pairs; other users go to user:_other */
+#define DP_STATS_TAG_MAX 136    /* "user:" + a 128-byte user id, and the NUL */
 
 enum dp_status_class {
     DP_STATUS_2XX, /* also 1xx and 3xx, which no exchange ends with */
@@ -96,6 +100,22 @@ struct dp_stats_err {
     _Atomic uint64_t count;
 };
 
+/* Attribution: requests and spend per (tenant, tag), where the tags of a request are its
+ * x-switchyard-tags and "user:<id>" for the body's user. Bounded: DP_STATS_MAX_TAGS pairs per
+ * worker (at most DP_STATS_MAX_USERS of them users), the rest in the overflow pair
+ * (_other, _other). Each counter is a relaxed atomic on its own (no seqlock: a reader may see
+ * a request in one counter and not yet in another). */
+struct dp_stats_tag {
+    char tenant[DP_STATS_NAME_MAX];
+    char tag[DP_STATS_TAG_MAX];
+    uint64_t hash;
+    _Atomic bool used; /* set (release) once tenant and tag are written */
+    _Atomic uint64_t requests;
+    _Atomic uint64_t prompt_tokens;
+    _Atomic uint64_t completion_tokens;
+    _Atomic uint64_t cost_nusd;
+};
+
 /* A key seen recently, by the addresses of its names (the policy's strings, stable while a
  * snapshot lives); a hit is confirmed by comparing the names, since addresses are reused
  * after a policy swap. */
@@ -111,6 +131,9 @@ struct dp_stats {
     _Atomic(struct dp_stats_series *) overflow[DP_STATUS_CLASSES][2]; /* [class][stream] */
     struct dp_stats_err errs[DP_STATS_ERR_SLOTS];
     struct dp_stats_err err_overflow;
+    struct dp_stats_tag tags[DP_STATS_TAG_SLOTS];
+    struct dp_stats_tag tag_overflow;
+    size_t n_tags, n_user_tags;                   /* writer only */
     struct dp_stats_cached cache[DP_STATS_CACHE]; /* writer only */
     size_t n_series;                              /* writer only */
     size_t n_errs;                                /* writer only */
@@ -158,11 +181,19 @@ struct dp_stats_err_row {
     uint64_t count;
 };
 
+struct dp_stats_tag_row {
+    char tenant[DP_STATS_NAME_MAX];
+    char tag[DP_STATS_TAG_MAX];
+    uint64_t requests, prompt_tokens, completion_tokens, cost_nusd;
+};
+
 struct dp_stats_view {
     struct dp_stats_row **rows; /* sorted by key after dp_stats_view_finish */
     size_t n_rows, cap_rows;
     struct dp_stats_err_row *errs; /* sorted by (provider, code) after finish */
     size_t n_errs, cap_errs;
+    struct dp_stats_tag_row *tags; /* sorted by (tenant, tag) after finish */
+    size_t n_tags, cap_tags;
     int64_t in_flight;
     uint64_t dropped;
     uint64_t torn; /* series copied while their writer kept recording (see dp_stats.c) */
@@ -192,5 +223,10 @@ typedef void (*dp_stats_err_fn)(const struct dp_stats_err_row *delta, void *arg)
  * Returns 0 or -ENOMEM. Any thread. */
 int dp_stats_view_diff(const struct dp_stats_view *cur, const struct dp_stats_view *prev,
                        dp_stats_row_fn row_fn, dp_stats_err_fn err_fn, void *arg);
+
+/* The same for the attribution pairs: <fn> gets each (tenant, tag) that grew since <prev>. */
+typedef void (*dp_stats_tag_fn)(const struct dp_stats_tag_row *delta, void *arg);
+void dp_stats_view_diff_tags(const struct dp_stats_view *cur, const struct dp_stats_view *prev,
+                             dp_stats_tag_fn fn, void *arg);
 
 #endif

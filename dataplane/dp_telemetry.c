@@ -69,6 +69,8 @@ struct build {
     size_t n_series, cap_series;
     Switchyard__V1__UpstreamErrorDelta **errs;
     size_t n_errs, cap_errs;
+    Switchyard__V1__TagDelta **tags;
+    size_t n_tags, cap_tags;
 };
 
 static void *grow(void *arr, size_t *cap, size_t n, size_t size)
@@ -143,6 +145,22 @@ static void on_err(const struct dp_stats_err_row *d, void *arg)
     b->errs[b->n_errs++] = e;
 }
 
+static void on_tag(const struct dp_stats_tag_row *d, void *arg)
+{
+    struct build *b = arg;
+    Switchyard__V1__TagDelta *t = sy_xmalloc(sizeof(*t));
+
+    switchyard__v1__tag_delta__init(t);
+    t->tenant = sy_xstrdup(d->tenant);
+    t->tag = sy_xstrdup(d->tag);
+    t->requests = d->requests;
+    t->prompt_tokens = d->prompt_tokens;
+    t->completion_tokens = d->completion_tokens;
+    t->cost_nusd = d->cost_nusd;
+    b->tags = grow(b->tags, &b->cap_tags, b->n_tags, sizeof(*b->tags));
+    b->tags[b->n_tags++] = t;
+}
+
 static void build_free(struct build *b)
 {
     for (size_t i = 0; i < b->n_series; i++) {
@@ -163,6 +181,12 @@ static void build_free(struct build *b)
         free(b->errs[i]);
     }
     free(b->errs);
+    for (size_t i = 0; i < b->n_tags; i++) {
+        free(b->tags[i]->tenant);
+        free(b->tags[i]->tag);
+        free(b->tags[i]);
+    }
+    free(b->tags);
 }
 
 static const char *breaker_name(int state)
@@ -246,6 +270,7 @@ static bool cut(struct dp_telemetry *t)
         build_free(&b);
         return false;
     }
+    dp_stats_view_diff_tags(cur, t->prev, on_tag, &b);
     snap = dp_snapshot_get(&px->holder);
     if (snap && snap->policy->version > 0)
         snprintf(version, sizeof(version), "%" PRId64, snap->policy->version);
@@ -267,6 +292,8 @@ static bool cut(struct dp_telemetry *t)
     rep.n_series = b.n_series;
     rep.upstream_errors = b.errs;
     rep.n_upstream_errors = b.n_errs;
+    rep.tags = b.tags;
+    rep.n_tags = b.n_tags;
     rep.targets = targets;
     rep.n_targets = n_targets;
     rep.coalesced_intervals = t->coalesced;

@@ -36,6 +36,7 @@ class Ledger {
         this.total = { requests: 0, prompt: 0, completion: 0, cost: 0, clientErrors: 0 };
         this.byTenant = new Map(); // tenant -> {requests, prompt, completion, cost, models: Map}
         this.byModel = new Map();
+        this.tags = new Map(); // "tenant|tag" -> {requests, cost}
     }
 
     add(tenant, model, usage, cost) {
@@ -55,15 +56,18 @@ class Ledger {
 }
 
 // One chat request through <px> as <tenant>; records it in <ledger>.
-async function chat(px, ledger, tenant, model, { stream = false } = {}) {
+async function chat(px, ledger, tenant, model, { stream = false, tag, user } = {}) {
     const body = { model, messages: [{ role: 'user', content: `hello from ${tenant}` }] };
+    const headers = { 'content-type': 'application/json', authorization: `Bearer ${KEYS[tenant]}` };
+    if (tag) headers['x-switchyard-tags'] = tag;
+    if (user) body.user = user;
     if (stream) {
         body.stream = true;
         body.stream_options = { include_usage: true };
     }
     const r = await fetchT(`${px.url}/v1/chat/completions`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${KEYS[tenant]}` },
+        headers,
         body: JSON.stringify(body),
     }, 15000 * SLOW);
     const text = await r.text();
@@ -93,6 +97,13 @@ async function chat(px, ledger, tenant, model, { stream = false } = {}) {
         : Number(r.headers.get('x-switchyard-cost-usd'));
     assert.ok(cost > 0, `cost of ${model}: ${r.headers.get('x-switchyard-cost-usd')}`);
     ledger.add(tenant, model, usage, cost);
+    for (const t of [tag, user && `user:${user}`].filter(Boolean)) {
+        const k = `${tenant}|${t}`;
+        const e = ledger.tags.get(k) ?? { requests: 0, cost: 0 };
+        e.requests++;
+        e.cost += cost;
+        ledger.tags.set(k, e);
+    }
 }
 
 // A fixed mix: both proxies, both tenants, both models, some streams, two 404s.
@@ -101,7 +112,11 @@ async function traffic(proxies, ledger, n) {
         const px = proxies[i % proxies.length];
         const tenant = i % 3 === 0 ? 'beta' : 'acme';
         const model = i % 4 === 0 ? 'mock-b' : 'mock-a';
-        await chat(px, ledger, tenant, model, { stream: i % 5 === 0 });
+        await chat(px, ledger, tenant, model, {
+            stream: i % 5 === 0,
+            tag: i % 2 ? 'checkout' : 'search,beta-feature',
+            user: i % 7 === 0 ? `user-${i % 3}` : undefined,
+        });
     }
 }
 
@@ -216,6 +231,25 @@ test('traffic through two proxies is counted exactly in stats, spend, health and
                 assert.equal(st.tenants.find((x) => x.tenant === name).requests,
                     t.requests + (name === 'acme' || name === 'beta' ? 1 : 0));
             }
+            // Attribution tags (x-switchyard-tags, and user:<id> for the body's user).
+            const tags = new Map();
+            for (const t of st.tags) tags.set(`${t.tenant}|${t.tag}`, t);
+            const expectTags = new Map();
+            for (const [k, e] of ledger.tags) {
+                for (const tag of k.split('|')[1].split(',')) {
+                    const kk = `${k.split('|')[0]}|${tag}`;
+                    const x = expectTags.get(kk) ?? { requests: 0, cost: 0 };
+                    x.requests += e.requests;
+                    x.cost += e.cost;
+                    expectTags.set(kk, x);
+                }
+            }
+            assert.equal(tags.size, expectTags.size, JSON.stringify(st.tags));
+            for (const [k, e] of expectTags) {
+                assert.equal(tags.get(k)?.requests, e.requests, `tag ${k}`);
+                assert.ok(Math.abs(tags.get(k).cost_usd - e.cost) < 1e-6, `tag ${k} cost`);
+            }
+            assert.ok(tags.has('acme|user:user-0') || tags.has('beta|user:user-0'));
             const st10 = (await cp.api('/v1/stats?window=1h')).json;
             assert.equal(st10.totals.requests, ledger.total.requests);
 

@@ -521,6 +521,58 @@ static void test_render(void **state)
     stats_free(st);
 }
 
+/* Attribution: each tag and the user counted per tenant; at most DP_STATS_MAX_TAGS pairs of
+ * which DP_STATS_MAX_USERS users; the rest in user:_other and (_other, _other); deltas. */
+static void test_tags_bounded(void **state)
+{
+    struct dp_stats *st = stats_new();
+    struct dp_stats_view *v, *prev;
+    struct dp_access_entry e;
+    char user[32], tag[32];
+    uint64_t total = 0, users = 0, other = 0, seen = 0;
+    (void)state;
+
+    e = outcome("r", "p", "m", 200, false);
+    e.tags = "a,b";
+    e.user = "u1";
+    e.cost_usd = 0.5;
+    record(st, &e);
+    prev = view_of(&st, 1);
+    assert_int_equal(prev->n_tags, 3);
+    for (int i = 0; i < 40; i++) { /* 40 users: 16 kept, the rest user:_other */
+        snprintf(user, sizeof(user), "user-%d", i);
+        e.tags = NULL;
+        e.user = user;
+        record(st, &e);
+    }
+    for (int i = 0; i < 100; i++) { /* 100 tags: fill the table, then the overflow pair */
+        snprintf(tag, sizeof(tag), "t%d", i);
+        e.tags = tag;
+        e.user = NULL;
+        record(st, &e);
+    }
+    v = view_of(&st, 1);
+    assert_true(v->n_tags <= DP_STATS_MAX_TAGS + 2);
+    for (size_t i = 0; i < v->n_tags; i++) {
+        total += v->tags[i].requests;
+        if (strncmp(v->tags[i].tag, "user:", 5) == 0 && strcmp(v->tags[i].tag, "user:_other") != 0)
+            users++;
+        if (strcmp(v->tags[i].tag, "user:_other") == 0)
+            other += v->tags[i].requests;
+        assert_true(v->tags[i].cost_nusd == v->tags[i].requests * 500000000ull);
+    }
+    assert_int_equal(total, 3 + 40 + 100); /* every tag of every request, none lost */
+    assert_int_equal(users, DP_STATS_MAX_USERS);
+    assert_int_equal(other, 40 + 1 - DP_STATS_MAX_USERS);
+    for (size_t i = 0; i < v->n_tags; i++)
+        if (strcmp(v->tags[i].tag, "a") == 0)
+            seen = v->tags[i].requests;
+    assert_int_equal(seen, 1);
+    dp_stats_view_free(prev);
+    dp_stats_view_free(v);
+    stats_free(st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +585,7 @@ int main(void)
         cmocka_unit_test(test_merge_workers),
         cmocka_unit_test(test_reader_races_writer),
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_tags_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
