@@ -57,6 +57,9 @@
 #define MAX_LABELS 8               /* per tenant; each ends up on every access log line */
 #define LABEL_KEY_MAX_LEN 32       /* bytes */
 #define LABEL_VALUE_MAX_LEN 128    /* bytes */
+#define MAX_BUDGET 1000000000.0    /* USD, per tenant and period */
+#define MAX_PRICE_KEYS 16          /* pricing keys plus a caller's extra keys (sy_prices_compile) */
+#define PRICES_PATH_BUF 256        /* paths inside a price list, caller prefix included */
 /* Paths hold only schema keys and indexes, so they have fixed bounds: "routes[<size_t>]",
  * then one more key, then one more index. */
 #define PATH_BUF 48
@@ -84,13 +87,10 @@ static const char *const reserved_headers[] = {
 
 /* Route strategies, in enum order. */
 static const char *const strategy_names[] = {
-    [SY_STRATEGY_WEIGHTED] = "weighted",
-    [SY_STRATEGY_PRIORITY] = "priority",
-    [SY_STRATEGY_LOWEST_COST] = "lowest_cost",
-    [SY_STRATEGY_LOWEST_LATENCY] = "lowest_latency",
-    [SY_STRATEGY_LEAST_BUSY] = "least_busy",
-    [SY_STRATEGY_CACHE_AFFINITY] = "cache_affinity",
-    NULL,
+    [SY_STRATEGY_WEIGHTED] = "weighted",       [SY_STRATEGY_PRIORITY] = "priority",
+    [SY_STRATEGY_LOWEST_COST] = "lowest_cost", [SY_STRATEGY_LOWEST_LATENCY] = "lowest_latency",
+    [SY_STRATEGY_LEAST_BUSY] = "least_busy",   [SY_STRATEGY_CACHE_AFFINITY] = "cache_affinity",
+    [SY_STRATEGY_LEARNED] = "learned",         NULL,
 };
 
 /* Spellings of a text rule's "in" (SY_TEXT_* bits). */
@@ -103,9 +103,9 @@ static const struct {
     {"any", SY_TEXT_LAST_USER | SY_TEXT_SYSTEM},
 };
 
-static const char *const top_keys[] = {"providers",     "models",     "routes",
-                                       "default_route", "resilience", "server",
-                                       "tenants",       "auth",       NULL};
+static const char *const top_keys[] = {"providers",   "models", "routes",  "default_route",
+                                       "resilience",  "server", "tenants", "auth",
+                                       "experiments", NULL};
 static const char *const provider_keys[] = {
     "name",
     "kind",
@@ -121,10 +121,41 @@ static const char *const provider_keys[] = {
 };
 static const char *const model_keys[] = {"name", "provider", "upstream_model", "pricing", NULL};
 static const char *const pricing_keys[] = {"input_per_mtok", "output_per_mtok",
-                                           "cached_input_per_mtok", NULL};
-static const char *const route_keys[] = {"name",    "match",          "strategy",
-                                         "targets", "fallback",       "timeouts",
-                                         "retries", "hedge_after_ms", NULL};
+                                           "cached_input_per_mtok", "windows", NULL};
+static const char *const window_keys[] = {
+    "start", "end", "input_per_mtok", "output_per_mtok", "cached_input_per_mtok", NULL};
+static const char *const route_keys[] = {"name",     "match",    "strategy", "targets",
+                                         "fallback", "timeouts", "retries",  "hedge_after_ms",
+                                         "learn",    NULL};
+static const char *const learn_keys[] = {
+    "objective",   "update_period_s", "exploration", "max_step",
+    "min_samples", "threshold",       "discount",    NULL};
+static const char *const objective_keys[] = {"quality", "cost", "latency", NULL};
+static const char *const experiment_keys[] = {"name",   "route",       "metric", "arms",
+                                              "sticky", "min_samples", "stop",   NULL};
+static const char *const arm_keys[] = {"name", "model", "targets", "share", NULL};
+static const char *const sticky_keys[] = {"by", "header", NULL};
+static const char *const stop_keys[] = {"rule", "threshold", "auto_promote", NULL};
+static const char *const metric_names[] = {
+    [SY_METRIC_THUMBS_UP] = "thumbs_up",
+    [SY_METRIC_SCORE] = "score",
+    [SY_METRIC_LATENCY] = "latency",
+    [SY_METRIC_COST] = "cost",
+    NULL,
+};
+static const char *const sticky_names[] = {
+    [SY_STICKY_USER] = "user",
+    [SY_STICKY_HEADER] = "header",
+    [SY_STICKY_TENANT] = "tenant",
+    [SY_STICKY_REQUEST] = "request",
+    NULL,
+};
+static const char *const stop_names[] = {
+    [SY_STOP_PROB_BEST] = "prob_best",
+    [SY_STOP_SIGNIFICANCE] = "significance",
+    [SY_STOP_NONE] = "none",
+    NULL,
+};
 static const char *const match_keys[] = {
     "model",        "tags",         "min_prompt_tokens", "max_prompt_tokens",
     "min_messages", "max_messages", "has_tools",         "has_images",
@@ -141,7 +172,8 @@ static const char *const resilience_keys[] = {"breaker", "retry_budget", "max_re
 static const char *const breaker_keys[] = {"failures",  "error_rate", "min_requests",
                                            "window_ms", "open_ms",    NULL};
 static const char *const budget_keys[] = {"ratio", "min_per_second", NULL};
-static const char *const tenant_keys[] = {"name", "api_keys_sha256", "labels", NULL};
+static const char *const tenant_keys[] = {"name", "api_keys_sha256", "labels", "budget", NULL};
+static const char *const tenant_budget_keys[] = {"daily_usd", "monthly_usd", NULL};
 static const char *const auth_keys[] = {"mode", NULL};
 static const char *const auth_mode_names[] = {
     [SY_AUTH_OPEN] = "open",
@@ -867,6 +899,152 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
     compile_compliance(c, obj, path, p);
 }
 
+/* ---- prices ---------------------------------------------------------------------------- */
+
+/* Reads "HH:MM" (two digits each) as minutes after midnight; "24:00" only when <is_end>, as
+ * 0 (the same instant). Returns -1 when <s> is no such time. */
+static int parse_hhmm(const char *s, bool is_end)
+{
+    int h, m;
+
+    if (strlen(s) != 5 || s[2] != ':')
+        return -1;
+    for (int i = 0; i < 5; i++)
+        if (i != 2 && (s[i] < '0' || s[i] > '9'))
+            return -1;
+    h = (s[0] - '0') * 10 + (s[1] - '0');
+    m = (s[3] - '0') * 10 + (s[4] - '0');
+    if (is_end && h == 24 && m == 0)
+        return 0;
+    if (h > 23 || m > 59)
+        return -1;
+    return h * 60 + m;
+}
+
+const char *sy_hhmm(unsigned min, char buf[6])
+{
+    min %= SY_MINUTES_PER_DAY;
+    buf[0] = (char)('0' + min / 600);
+    buf[1] = (char)('0' + min / 60 % 10);
+    buf[2] = ':';
+    buf[3] = (char)('0' + min % 60 / 10);
+    buf[4] = (char)('0' + min % 10);
+    buf[5] = '\0';
+    return buf;
+}
+
+/* Returns the minutes of the time at <key> (required), or -1 (reported). */
+static int get_hhmm(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                    bool is_end)
+{
+    const char *s = get_str(c, obj, path, key, true);
+    char q[QUOTE_BUF];
+    int v;
+
+    if (!s)
+        return -1;
+    v = parse_hhmm(s, is_end);
+    if (v < 0)
+        errf(c, path, key, "expected a time of day \"HH:MM\" (UTC, 00:00 to 23:59%s), got %s",
+             is_end ? ", or 24:00" : "", quote(q, s));
+    return v;
+}
+
+static bool window_has(const struct sy_price_window *w, unsigned min)
+{
+    if (w->start_min < w->end_min)
+        return min >= w->start_min && min < w->end_min;
+    return min >= w->start_min || min < w->end_min; /* wraps midnight */
+}
+
+/* Two arcs of the day share a minute exactly when one contains the other's start. */
+static bool windows_overlap(const struct sy_price_window *a, const struct sy_price_window *b)
+{
+    return window_has(a, b->start_min) || window_has(b, a->start_min);
+}
+
+/* A price the window leaves out is the base price of <base>. */
+static double get_window_price(struct compiler *c, const cJSON *obj, const char *path,
+                               const char *key, double base)
+{
+    return field(obj, key) ? get_price(c, obj, path, key) : base;
+}
+
+/* pricing.windows: fills out->windows (the base prices must be in <out> already). */
+static void compile_windows(struct compiler *c, const cJSON *obj, const char *ppath,
+                            struct sy_prices *out)
+{
+    char path[PRICES_PATH_BUF], wpath[PRICES_PATH_BUF + 32], a[6], b[6], x[6], y[6];
+    size_t src_index[SY_MAX_PRICE_WINDOWS]; /* source position of each kept window */
+    const cJSON *list, *it;
+    size_t n, i, j;
+
+    list = get_list(c, obj, ppath, "windows", false, &n);
+    if (!list || n == 0)
+        return;
+    snprintf(path, sizeof(path), "%s.windows", ppath);
+    if (n > SY_MAX_PRICE_WINDOWS) {
+        errf(c, path, NULL, "at most %d windows, got %zu", SY_MAX_PRICE_WINDOWS, n);
+        return;
+    }
+    out->windows = sy_xcalloc(n, sizeof(*out->windows));
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        struct sy_price_window *w = &out->windows[out->n_windows];
+        int start, end;
+
+        snprintf(wpath, sizeof(wpath), "%s[%zu]", path, i);
+        if (!get_map(c, it, wpath, NULL, true))
+            continue;
+        check_keys(c, it, wpath, window_keys);
+        start = get_hhmm(c, it, wpath, "start", false);
+        end = get_hhmm(c, it, wpath, "end", true);
+        w->input_per_mtok = get_window_price(c, it, wpath, "input_per_mtok", out->input_per_mtok);
+        w->output_per_mtok =
+            get_window_price(c, it, wpath, "output_per_mtok", out->output_per_mtok);
+        w->cached_input_per_mtok =
+            get_window_price(c, it, wpath, "cached_input_per_mtok", out->cached_input_per_mtok);
+        if (start < 0 || end < 0)
+            continue;
+        if (start == end) {
+            errf(c, wpath, NULL,
+                 "start and end are both %s: a window must be shorter than a day (for all-day "
+                 "prices set the base prices)",
+                 sy_hhmm((unsigned)start, a));
+            continue;
+        }
+        w->start_min = (uint16_t)start;
+        w->end_min = (uint16_t)end;
+        for (j = 0; j < out->n_windows && !windows_overlap(&out->windows[j], w); j++)
+            ;
+        if (j < out->n_windows) {
+            errf(c, wpath, NULL, "%s-%s overlaps windows[%zu] (%s-%s)", sy_hhmm(w->start_min, a),
+                 sy_hhmm(w->end_min, b), src_index[j], sy_hhmm(out->windows[j].start_min, x),
+                 sy_hhmm(out->windows[j].end_min, y));
+            continue;
+        }
+        src_index[out->n_windows++] = i;
+    }
+}
+
+/* A pricing mapping at <path> into <out> (zeroed first): the base prices, then the windows,
+ * which default to them. <extra_keys> (may be NULL) are the caller's keys, allowed too. */
+static void compile_prices(struct compiler *c, const cJSON *obj, const char *path,
+                           const char *const *extra_keys, struct sy_prices *out)
+{
+    const char *allowed[MAX_PRICE_KEYS];
+    size_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    for (; extra_keys && *extra_keys && n + SY_ARRAY_LEN(pricing_keys) < MAX_PRICE_KEYS; n++)
+        allowed[n] = *extra_keys++;
+    memcpy(&allowed[n], pricing_keys, sizeof(pricing_keys));
+    check_keys(c, obj, path, allowed);
+    out->input_per_mtok = get_price(c, obj, path, "input_per_mtok");
+    out->output_per_mtok = get_price(c, obj, path, "output_per_mtok");
+    out->cached_input_per_mtok = get_price(c, obj, path, "cached_input_per_mtok");
+    compile_windows(c, obj, path, out);
+}
+
 /* ---- models ---------------------------------------------------------------------------- */
 
 static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
@@ -910,12 +1088,15 @@ static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
     pricing = get_map(c, obj, path, "pricing", false);
     if (pricing) {
         char ppath[SUBPATH_BUF];
+        struct sy_prices pr;
 
         snprintf(ppath, sizeof(ppath), "%s.pricing", path);
-        check_keys(c, pricing, ppath, pricing_keys);
-        m->input_per_mtok = get_price(c, pricing, ppath, "input_per_mtok");
-        m->output_per_mtok = get_price(c, pricing, ppath, "output_per_mtok");
-        m->cached_input_per_mtok = get_price(c, pricing, ppath, "cached_input_per_mtok");
+        compile_prices(c, pricing, ppath, NULL, &pr);
+        m->input_per_mtok = pr.input_per_mtok;
+        m->output_per_mtok = pr.output_per_mtok;
+        m->cached_input_per_mtok = pr.cached_input_per_mtok;
+        m->windows = pr.windows;
+        m->n_windows = pr.n_windows;
     }
 }
 
@@ -1390,7 +1571,7 @@ static void compile_targets(struct compiler *c, const cJSON *obj, const char *rp
         total += t->weight;
     }
     /* Only the weighted strategy divides traffic by weight; the others ignore it. */
-    if (total == 0 && r->strategy == SY_STRATEGY_WEIGHTED)
+    if (total == 0 && (r->strategy == SY_STRATEGY_WEIGHTED || r->strategy == SY_STRATEGY_LEARNED))
         errf(c, path, NULL, "total weight must be greater than 0 for the weighted strategy");
     else if (total > UINT32_MAX)
         errf(c, path, NULL, "total weight must not exceed %u", UINT32_MAX);
@@ -1489,6 +1670,9 @@ static void compile_retries(struct compiler *c, const cJSON *obj, const char *rp
              r->retry_backoff_ms, r->retry_max_backoff_ms);
 }
 
+static void compile_learn(struct compiler *c, const cJSON *obj, const char *rpath,
+                          struct sy_route *r);
+
 static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct target_seen *seen)
 {
     struct sy_policy *pol = c->pol;
@@ -1499,6 +1683,7 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
     size_t dup;
 
     snprintf(path, sizeof(path), "routes[%zu]", i);
+    r->experiment = SIZE_MAX;
     if (!get_map(c, obj, path, NULL, true))
         return;
     check_keys(c, obj, path, route_keys);
@@ -1517,6 +1702,261 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
     compile_timeouts(c, obj, path, r);
     compile_retries(c, obj, path, r);
     r->hedge_after_ms = (uint32_t)get_uint(c, obj, path, "hedge_after_ms", 0, 600000, 0);
+    compile_learn(c, obj, path, r);
+}
+
+/* ---- learned routes and experiments ------------------------------------------------- */
+
+/* Index of <s> in the NULL-terminated <names>, or -1 (reported with the accepted list). */
+static int get_enum(struct compiler *c, const cJSON *obj, const char *path, const char *key,
+                    const char *const *names, int def)
+{
+    const char *s = get_str(c, obj, path, key, false);
+    char q[QUOTE_BUF], list[LIST_BUF];
+
+    if (!s)
+        return def;
+    for (int i = 0; names[i]; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return i;
+    }
+    errf(c, path, key, "unknown value %s (accepted: %s)", quote(q, s), join_words(list, names));
+    return def;
+}
+
+static void compile_learn(struct compiler *c, const cJSON *obj, const char *rpath,
+                          struct sy_route *r)
+{
+    struct sy_learn *l = &r->learn;
+    char path[SUBPATH_BUF], opath[ITEM_PATH_BUF];
+    const cJSON *lo = field(obj, "learn"), *ob;
+
+    *l = (struct sy_learn){.w_quality = 1,
+                           .update_period_s = 60,
+                           .exploration = 0.05,
+                           .max_step = 0.2,
+                           .min_samples = 20,
+                           .threshold = 0.02,
+                           .discount = 0.98};
+    if (!lo)
+        return;
+    if (r->strategy != SY_STRATEGY_LEARNED) {
+        errf(c, rpath, "learn", "is only for strategy learned");
+        return;
+    }
+    snprintf(path, sizeof(path), "%s.learn", rpath);
+    if (!get_map(c, obj, rpath, "learn", false))
+        return;
+    check_keys(c, lo, path, learn_keys);
+    ob = get_map(c, lo, path, "objective", false);
+    if (ob) {
+        snprintf(opath, sizeof(opath), "%s.objective", path);
+        check_keys(c, ob, opath, objective_keys);
+        l->w_quality = get_number(c, ob, opath, "quality", 0, false, 1000, 1);
+        l->w_cost = get_number(c, ob, opath, "cost", 0, false, 1000, 0);
+        l->w_latency = get_number(c, ob, opath, "latency", 0, false, 1000, 0);
+        if (l->w_quality == 0 && l->w_cost == 0 && l->w_latency == 0)
+            errf(c, opath, NULL, "at least one weight must be greater than 0");
+    }
+    l->update_period_s = (uint32_t)get_uint(c, lo, path, "update_period_s", 1, 86400, 60);
+    l->exploration = get_number(c, lo, path, "exploration", 0, false, 0.5, 0.05);
+    l->max_step = get_number(c, lo, path, "max_step", 0, true, 1, 0.2);
+    l->min_samples = (uint32_t)get_uint(c, lo, path, "min_samples", 0, 1000000000, 20);
+    l->threshold = get_number(c, lo, path, "threshold", 0, false, 1, 0.02);
+    l->discount = get_number(c, lo, path, "discount", 0, true, 1, 0.98);
+    if (l->exploration * (double)r->n_targets > 1)
+        errf(c, path, "exploration", "%g per target over %zu targets is more than all traffic",
+             l->exploration, r->n_targets);
+}
+
+/* experiments[i].arms[a]: "model: m" or "targets: [...]", and a share. */
+static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath, size_t a,
+                        struct sy_arm *arm, uint64_t *total)
+{
+    struct sy_policy *pol = c->pol;
+    struct table mt = model_table(pol);
+    char path[ITEM_PATH_BUF], tpath[ITEM_PATH_BUF + 32], q[QUOTE_BUF];
+    const cJSON *list, *it;
+    const char *s;
+    size_t n = 0, i;
+    uint64_t weight = 0;
+
+    snprintf(path, sizeof(path), "%s.arms[%zu]", xpath, a);
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, arm_keys);
+    s = get_name(c, obj, path, "name", true);
+    if (s)
+        arm->name = sy_xstrdup(s);
+    arm->share = (uint32_t)get_uint(c, obj, path, "share", 1, MAX_WEIGHT, 1);
+    *total += arm->share;
+    if (field(obj, "model") && field(obj, "targets")) {
+        errf(c, path, NULL, "give either model or targets, not both");
+        return;
+    }
+    if (field(obj, "model")) {
+        s = get_name(c, obj, path, "model", true);
+        if (!s)
+            return;
+        arm->targets = sy_xcalloc(1, sizeof(*arm->targets));
+        arm->n_targets = 1;
+        arm->total_weight = 1;
+        arm->targets[0].weight = 1;
+        arm->targets[0].model = index_find(&pol->model_index, &mt, s);
+        if (arm->targets[0].model == SIZE_MAX) {
+            errf(c, path, "model", "unknown model %s", quote(q, s));
+            arm->targets[0].model = 0;
+        }
+        return;
+    }
+    list = get_list(c, obj, path, "targets", false, &n);
+    if (!list) {
+        errf(c, path, NULL, "needs a model or targets");
+        return;
+    }
+    if (n == 0) {
+        errf(c, path, "targets", "must not be empty");
+        return;
+    }
+    arm->targets = sy_xcalloc(n, sizeof(*arm->targets));
+    arm->n_targets = n;
+    for (it = list->child, i = 0; it; it = it->next, i++) {
+        struct sy_target *t = &arm->targets[i];
+
+        snprintf(tpath, sizeof(tpath), "%s.targets[%zu]", path, i);
+        if (!get_map(c, it, tpath, NULL, true))
+            continue;
+        check_keys(c, it, tpath, target_keys);
+        s = get_name(c, it, tpath, "model", true);
+        if (s) {
+            t->model = index_find(&pol->model_index, &mt, s);
+            if (t->model == SIZE_MAX) {
+                errf(c, tpath, "model", "unknown model %s", quote(q, s));
+                t->model = 0;
+            } else {
+                for (size_t k = 0; k < i; k++)
+                    if (arm->targets[k].model == t->model)
+                        errf(c, tpath, "model", "model %s is already a target of this arm",
+                             quote(q, s));
+            }
+        }
+        t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
+        weight += t->weight;
+    }
+    if (weight == 0)
+        errf(c, path, "targets", "total weight must be greater than 0");
+    arm->total_weight = (uint32_t)(weight > UINT32_MAX ? UINT32_MAX : weight);
+}
+
+static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
+{
+    struct sy_policy *pol = c->pol;
+    struct sy_experiment *x = &pol->experiments[i];
+    struct table nt = route_name_table(pol);
+    char path[PATH_BUF], sub[SUBPATH_BUF], q[QUOTE_BUF];
+    const cJSON *list, *it, *o;
+    const char *s;
+    size_t n = 0, a;
+    uint64_t total = 0;
+
+    snprintf(path, sizeof(path), "experiments[%zu]", i);
+    x->route = SIZE_MAX;
+    if (!get_map(c, obj, path, NULL, true))
+        return;
+    check_keys(c, obj, path, experiment_keys);
+    s = get_name(c, obj, path, "name", true);
+    if (s) {
+        x->name = sy_xstrdup(s);
+        if (strchr(s, '/'))
+            errf(c, path, "name", "must not contain '/' (answers name an arm as experiment/arm)");
+        for (size_t k = 0; k < i; k++)
+            if (pol->experiments[k].name && strcmp(pol->experiments[k].name, s) == 0)
+                errf(c, path, "name", "duplicate experiment %s (also experiments[%zu])",
+                     quote(q, s), k);
+    }
+    s = get_name(c, obj, path, "route", true);
+    if (s) {
+        x->route = index_find(&c->route_names, &nt, s);
+        if (x->route == SIZE_MAX)
+            errf(c, path, "route", "unknown route %s", quote(q, s));
+        else if (pol->routes[x->route].experiment != SIZE_MAX)
+            errf(c, path, "route", "route %s already runs experiment %s", quote(q, s),
+                 pol->experiments[pol->routes[x->route].experiment].name);
+        else if (pol->routes[x->route].strategy == SY_STRATEGY_LEARNED)
+            errf(c, path, "route",
+                 "route %s learns its weights; experiments need another "
+                 "strategy",
+                 quote(q, s));
+        else
+            pol->routes[x->route].experiment = i;
+    }
+    x->metric = (enum sy_metric)get_enum(c, obj, path, "metric", metric_names, SY_METRIC_THUMBS_UP);
+    x->sticky = SY_STICKY_USER;
+    o = get_map(c, obj, path, "sticky", false);
+    if (o) {
+        snprintf(sub, sizeof(sub), "%s.sticky", path);
+        check_keys(c, o, sub, sticky_keys);
+        x->sticky = (enum sy_sticky)get_enum(c, o, sub, "by", sticky_names, SY_STICKY_USER);
+        s = get_str(c, o, sub, "header", false);
+        if (x->sticky == SY_STICKY_HEADER && !s)
+            errf(c, sub, "header", "is required with by: header");
+        else if (x->sticky != SY_STICKY_HEADER && s)
+            errf(c, sub, "header", "is only for by: header");
+        else if (s && (!*s || strlen(s) > 128 ||
+                       strspn(s, "abcdefghijklmnopqrstuvwxyz"
+                                 "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(s)))
+            errf(c, sub, "header", "%s is not a header name", quote(q, s));
+        else if (s)
+            x->sticky_header = ascii_lower(sy_xstrdup(s));
+    }
+    x->min_samples = (uint32_t)get_uint(c, obj, path, "min_samples", 1, 1000000000, 100);
+    x->stop_rule = SY_STOP_PROB_BEST;
+    x->stop_threshold = 0.95;
+    o = get_map(c, obj, path, "stop", false);
+    if (o) {
+        snprintf(sub, sizeof(sub), "%s.stop", path);
+        check_keys(c, o, sub, stop_keys);
+        x->stop_rule =
+            (enum sy_stop_rule)get_enum(c, o, sub, "rule", stop_names, SY_STOP_PROB_BEST);
+        if (x->stop_rule == SY_STOP_SIGNIFICANCE)
+            x->stop_threshold = get_number(c, o, sub, "threshold", 0, true, 0.5, 0.05);
+        else if (x->stop_rule == SY_STOP_PROB_BEST)
+            x->stop_threshold = get_number(c, o, sub, "threshold", 0.5, true, 1, 0.95);
+        else if (field(o, "threshold"))
+            errf(c, sub, "threshold", "is not used with rule none");
+        x->auto_promote = get_bool(c, o, sub, "auto_promote", false);
+    }
+    list = get_list(c, obj, path, "arms", true, &n);
+    if (!list)
+        return;
+    if (n < 2) {
+        errf(c, path, "arms", "needs at least 2 arms, got %zu", n);
+        if (n == 0)
+            return;
+    }
+    x->arms = sy_xcalloc(n, sizeof(*x->arms));
+    x->n_arms = n;
+    for (it = list->child, a = 0; it; it = it->next, a++) {
+        compile_arm(c, it, path, a, &x->arms[a], &total);
+        for (size_t k = 0; k < a && x->arms[a].name; k++)
+            if (x->arms[k].name && strcmp(x->arms[k].name, x->arms[a].name) == 0)
+                errf(c, path, "arms", "duplicate arm %s", quote(q, x->arms[a].name));
+        if (x->arms[a].name && strchr(x->arms[a].name, '/'))
+            errf(c, path, "arms", "arm %s: names must not contain '/'", quote(q, x->arms[a].name));
+    }
+    x->total_share = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
+}
+
+static void compile_experiments(struct compiler *c, const cJSON *root)
+{
+    struct sy_policy *pol = c->pol;
+    const cJSON *list = get_list(c, root, "", "experiments", false, &pol->n_experiments), *it;
+    size_t i;
+
+    pol->experiments =
+        pol->n_experiments ? sy_xcalloc(pol->n_experiments, sizeof(*pol->experiments)) : NULL;
+    for (it = list ? list->child : NULL, i = 0; it; it = it->next, i++)
+        compile_experiment(c, it, i);
 }
 
 /* ---- tenants ---------------------------------------------------------------------------- */
@@ -1673,6 +2113,39 @@ static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpa
     }
 }
 
+/* Returns the budget at <key>: absent = 0 (unset), else greater than 0 and finite. */
+static double get_budget(struct compiler *c, const cJSON *obj, const char *path, const char *key)
+{
+    const cJSON *it = field(obj, key);
+
+    if (!it)
+        return 0;
+    if (!cJSON_IsNumber(it)) {
+        errf(c, path, key, "expected a number (USD), got %s", type_name(it));
+        return 0;
+    }
+    if (!isfinite(it->valuedouble) || it->valuedouble <= 0 || it->valuedouble > MAX_BUDGET) {
+        errf(c, path, key, "must be greater than 0 and at most %.0f (USD), got %.17g", MAX_BUDGET,
+             it->valuedouble);
+        return 0;
+    }
+    return it->valuedouble;
+}
+
+static void compile_budget(struct compiler *c, const cJSON *obj, const char *tpath,
+                           struct sy_tenant *t)
+{
+    const cJSON *b = get_map(c, obj, tpath, "budget", false);
+    char path[SUBPATH_BUF];
+
+    if (!b)
+        return;
+    snprintf(path, sizeof(path), "%s.budget", tpath);
+    check_keys(c, b, path, tenant_budget_keys);
+    t->budget_daily_usd = get_budget(c, b, path, "daily_usd");
+    t->budget_monthly_usd = get_budget(c, b, path, "monthly_usd");
+}
+
 static void compile_tenant(struct compiler *c, const cJSON *obj, size_t i)
 {
     struct sy_policy *pol = c->pol;
@@ -1697,6 +2170,7 @@ static void compile_tenant(struct compiler *c, const cJSON *obj, size_t i)
     }
     compile_tenant_keys(c, obj, path, i);
     compile_labels(c, obj, path, t);
+    compile_budget(c, obj, path, t);
 }
 
 static void compile_tenants(struct compiler *c, const cJSON *root)
@@ -1893,6 +2367,7 @@ static void compile_sections(struct compiler *c, const cJSON *root)
     compile_server(c, root);
     compile_tenants(c, root);
     compile_auth(c, root);
+    compile_experiments(c, root);
 }
 
 static void match_cleanup(struct sy_match *m)
@@ -1944,6 +2419,7 @@ static void policy_free(struct sy_policy *pol)
     for (i = 0; i < pol->n_models; i++) {
         free(pol->models[i].name);
         free(pol->models[i].upstream_model);
+        free(pol->models[i].windows);
     }
     free(pol->models);
     for (i = 0; i < pol->n_routes; i++) {
@@ -1954,6 +2430,17 @@ static void policy_free(struct sy_policy *pol)
         free(pol->routes[i].fallback);
     }
     free(pol->routes);
+    for (i = 0; i < pol->n_experiments; i++) {
+        struct sy_experiment *x = &pol->experiments[i];
+        free(x->name);
+        free(x->sticky_header);
+        for (j = 0; j < x->n_arms; j++) {
+            free(x->arms[j].name);
+            free(x->arms[j].targets);
+        }
+        free(x->arms);
+    }
+    free(pol->experiments);
     for (i = 0; i < pol->n_tenants; i++) {
         free(pol->tenants[i].name);
         for (j = 0; j < pol->tenants[i].n_labels; j++) {
@@ -2337,14 +2824,15 @@ static void models_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
     for (i = 0; i < pol->n_models; i++) {
         const struct sy_model *m = &pol->models[i];
         cJSON *o = push_obj(ok, arr), *pr;
+        struct sy_prices prices;
 
         put_str(ok, o, "name", m->name);
         put_str(ok, o, "provider", pol->providers[m->provider].name);
         put_str(ok, o, "upstream_model", m->upstream_model);
         pr = put_obj(ok, o, "pricing");
-        put_num(ok, pr, "input_per_mtok", m->input_per_mtok);
-        put_num(ok, pr, "output_per_mtok", m->output_per_mtok);
-        put_num(ok, pr, "cached_input_per_mtok", m->cached_input_per_mtok);
+        prices = sy_model_prices(m);
+        if (!pr || sy_prices_to_json(&prices, pr) < 0)
+            *ok = false;
     }
     if (!arr)
         *ok = false;
@@ -2388,6 +2876,8 @@ static void match_to_json(bool *ok, const struct sy_match *m, cJSON *match)
     }
 }
 
+static void learn_to_json(bool *ok, const struct sy_learn *l, cJSON *o);
+
 static void route_to_json(bool *ok, const struct sy_policy *pol, const struct sy_route *r, cJSON *o)
 {
     cJSON *targets, *fallback, *t;
@@ -2422,6 +2912,70 @@ static void route_to_json(bool *ok, const struct sy_policy *pol, const struct sy
     put_num(ok, t, "backoff_ms", r->retry_backoff_ms);
     put_num(ok, t, "max_backoff_ms", r->retry_max_backoff_ms);
     put_num(ok, o, "hedge_after_ms", r->hedge_after_ms);
+    if (r->strategy == SY_STRATEGY_LEARNED)
+        learn_to_json(ok, &r->learn, put_obj(ok, o, "learn"));
+}
+
+static void learn_to_json(bool *ok, const struct sy_learn *l, cJSON *o)
+{
+    cJSON *obj = put_obj(ok, o, "objective");
+
+    put_num(ok, obj, "quality", l->w_quality);
+    put_num(ok, obj, "cost", l->w_cost);
+    put_num(ok, obj, "latency", l->w_latency);
+    put_num(ok, o, "update_period_s", l->update_period_s);
+    put_num(ok, o, "exploration", l->exploration);
+    put_num(ok, o, "max_step", l->max_step);
+    put_num(ok, o, "min_samples", l->min_samples);
+    put_num(ok, o, "threshold", l->threshold);
+    put_num(ok, o, "discount", l->discount);
+}
+
+/* Only when there are experiments, so policies without them keep their canonical text. */
+static void experiments_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
+{
+    cJSON *arr;
+
+    if (pol->n_experiments == 0)
+        return;
+    arr = cJSON_AddArrayToObject(root, "experiments");
+    if (!arr)
+        *ok = false;
+    for (size_t i = 0; i < pol->n_experiments; i++) {
+        const struct sy_experiment *x = &pol->experiments[i];
+        cJSON *o = push_obj(ok, arr), *st, *arms;
+
+        put_str(ok, o, "name", x->name);
+        put_str(ok, o, "route", pol->routes[x->route].name);
+        put_str(ok, o, "metric", metric_names[x->metric]);
+        st = put_obj(ok, o, "sticky");
+        put_str(ok, st, "by", sticky_names[x->sticky]);
+        if (x->sticky == SY_STICKY_HEADER)
+            put_str(ok, st, "header", x->sticky_header);
+        put_num(ok, o, "min_samples", x->min_samples);
+        st = put_obj(ok, o, "stop");
+        put_str(ok, st, "rule", stop_names[x->stop_rule]);
+        if (x->stop_rule != SY_STOP_NONE)
+            put_num(ok, st, "threshold", x->stop_threshold);
+        put_bool(ok, st, "auto_promote", x->auto_promote);
+        arms = cJSON_AddArrayToObject(o, "arms");
+        if (!arms)
+            *ok = false;
+        for (size_t a = 0; a < x->n_arms; a++) {
+            const struct sy_arm *arm = &x->arms[a];
+            cJSON *ao = push_obj(ok, arms), *ts = cJSON_AddArrayToObject(ao, "targets");
+
+            put_str(ok, ao, "name", arm->name);
+            if (!ts)
+                *ok = false;
+            for (size_t t = 0; t < arm->n_targets; t++) {
+                cJSON *to = push_obj(ok, ts);
+                put_str(ok, to, "model", pol->models[arm->targets[t].model].name);
+                put_num(ok, to, "weight", arm->targets[t].weight);
+            }
+            put_num(ok, ao, "share", arm->share);
+        }
+    }
 }
 
 static void routes_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
@@ -2464,6 +3018,15 @@ static void tenants_to_json(bool *ok, const struct sy_policy *pol, cJSON *root)
         labels = put_obj(ok, o, "labels");
         for (j = 0; j < t->n_labels; j++)
             put_str(ok, labels, t->labels[j].key, t->labels[j].value);
+        /* Only when set, so policies without budgets keep their canonical text (and hash). */
+        if (t->budget_daily_usd > 0 || t->budget_monthly_usd > 0) {
+            cJSON *budget = put_obj(ok, o, "budget");
+
+            if (t->budget_daily_usd > 0)
+                put_num(ok, budget, "daily_usd", t->budget_daily_usd);
+            if (t->budget_monthly_usd > 0)
+                put_num(ok, budget, "monthly_usd", t->budget_monthly_usd);
+        }
     }
     if (!arr)
         *ok = false;
@@ -2538,8 +3101,115 @@ char *sy_policy_to_json(const struct sy_policy *pol)
     put_num(&ok, server, "max_connections", pol->server.max_connections);
     tenants_to_json(&ok, pol, root);
     put_str(&ok, put_obj(&ok, root, "auth"), "mode", sy_auth_mode_name(pol->auth_mode));
+    experiments_to_json(&ok, pol, root);
     if (ok)
         text = cJSON_Print(root);
     cJSON_Delete(root);
     return text ? untabify(text) : NULL;
+}
+
+/* ---- prices: public API ---------------------------------------------------------------- */
+
+struct sy_prices sy_model_prices(const struct sy_model *m)
+{
+    return (struct sy_prices){
+        .input_per_mtok = m->input_per_mtok,
+        .output_per_mtok = m->output_per_mtok,
+        .cached_input_per_mtok = m->cached_input_per_mtok,
+        .windows = m->windows,
+        .n_windows = m->n_windows,
+    };
+}
+
+void sy_prices_at(const struct sy_prices *p, int64_t unix_s, double *in, double *out,
+                  double *cached)
+{
+    int64_t sec = unix_s % 86400;
+    unsigned min;
+    double i = p->input_per_mtok, o = p->output_per_mtok, c = p->cached_input_per_mtok;
+
+    if (sec < 0) /* before 1970: % keeps the sign */
+        sec += 86400;
+    min = (unsigned)(sec / 60);
+    for (size_t k = 0; k < p->n_windows; k++) {
+        if (window_has(&p->windows[k], min)) {
+            i = p->windows[k].input_per_mtok;
+            o = p->windows[k].output_per_mtok;
+            c = p->windows[k].cached_input_per_mtok;
+            break;
+        }
+    }
+    *in = i;
+    *out = o;
+    *cached = c > 0 ? c : i;
+}
+
+void sy_model_prices_at(const struct sy_model *m, int64_t unix_s, double *in, double *out,
+                        double *cached)
+{
+    struct sy_prices p = sy_model_prices(m);
+
+    sy_prices_at(&p, unix_s, in, out, cached);
+}
+
+int sy_prices_compile(const struct cJSON *obj, const char *path, const char *const *extra_keys,
+                      struct sy_prices *out, char **errmsg)
+{
+    struct compiler c = {0};
+
+    if (errmsg)
+        *errmsg = NULL;
+    if (!cJSON_IsObject(obj)) {
+        memset(out, 0, sizeof(*out));
+        errf(&c, path, NULL, "expected a mapping, got %s", type_name(obj));
+    } else {
+        compile_prices(&c, obj, path, extra_keys, out);
+    }
+    if (c.n_errs == 0)
+        return 0;
+    if (c.n_errs > MAX_ERRORS) {
+        char *more = sy_xasprintf("%s\n... and %u more errors", c.errs, c.n_errs - MAX_ERRORS);
+
+        free(c.errs);
+        c.errs = more;
+    }
+    set_err(errmsg, c.errs);
+    sy_prices_cleanup(out);
+    return -EINVAL;
+}
+
+void sy_prices_cleanup(struct sy_prices *p)
+{
+    if (!p)
+        return;
+    free(p->windows);
+    memset(p, 0, sizeof(*p));
+}
+
+int sy_prices_to_json(const struct sy_prices *p, cJSON *obj)
+{
+    char hhmm[6];
+    bool ok = true;
+    cJSON *arr;
+
+    put_num(&ok, obj, "input_per_mtok", p->input_per_mtok);
+    put_num(&ok, obj, "output_per_mtok", p->output_per_mtok);
+    put_num(&ok, obj, "cached_input_per_mtok", p->cached_input_per_mtok);
+    /* Only when there are any, so policies without windows keep their canonical text. */
+    if (p->n_windows) {
+        arr = cJSON_AddArrayToObject(obj, "windows");
+        if (!arr)
+            ok = false;
+        for (size_t i = 0; i < p->n_windows && arr; i++) {
+            const struct sy_price_window *w = &p->windows[i];
+            cJSON *o = push_obj(&ok, arr);
+
+            put_str(&ok, o, "start", sy_hhmm(w->start_min, hhmm));
+            put_str(&ok, o, "end", sy_hhmm(w->end_min, hhmm));
+            put_num(&ok, o, "input_per_mtok", w->input_per_mtok);
+            put_num(&ok, o, "output_per_mtok", w->output_per_mtok);
+            put_num(&ok, o, "cached_input_per_mtok", w->cached_input_per_mtok);
+        }
+    }
+    return ok ? 0 : -ENOMEM;
 }

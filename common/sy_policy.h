@@ -51,13 +51,41 @@ struct sy_provider {
     size_t n_compliance;
 };
 
+/* Most time-of-day price windows per model (and per pricing catalogue entry). */
+#define SY_MAX_PRICE_WINDOWS 24
+#define SY_MINUTES_PER_DAY 1440
+
+/* models[].pricing.windows[]: prices that hold from <start_min> (inclusive) to <end_min>
+ * (exclusive), in minutes after 00:00 UTC. A window with end_min < start_min wraps midnight
+ * (22:00-06:00); end_min == start_min never compiles. The prices are resolved at compile time:
+ * a price the window leaves out is the model's base price. */
+struct sy_price_window {
+    uint16_t start_min; /* 0 .. 1439 */
+    uint16_t end_min;   /* 0 .. 1439; "24:00" is stored as 0 */
+    double input_per_mtok;
+    double output_per_mtok;
+    double cached_input_per_mtok; /* 0 = the window's input price (as for the base price) */
+};
+
+/* A price list: what models[].pricing holds, and what a pricing catalogue entry
+ * (common/sy_pricing.h) holds. Windows never overlap. */
+struct sy_prices {
+    double input_per_mtok;
+    double output_per_mtok;
+    double cached_input_per_mtok;
+    struct sy_price_window *windows;
+    size_t n_windows;
+};
+
 struct sy_model {
-    char *name;                   /* the name clients use */
-    size_t provider;              /* index into policy->providers */
-    char *upstream_model;         /* the name sent to the provider; defaults to name */
-    double input_per_mtok;        /* USD per million prompt tokens */
-    double output_per_mtok;       /* USD per million completion tokens */
-    double cached_input_per_mtok; /* USD per million cached prompt tokens */
+    char *name;                      /* the name clients use */
+    size_t provider;                 /* index into policy->providers */
+    char *upstream_model;            /* the name sent to the provider; defaults to name */
+    double input_per_mtok;           /* USD per million prompt tokens */
+    double output_per_mtok;          /* USD per million completion tokens */
+    double cached_input_per_mtok;    /* USD per million cached prompt tokens; 0 = input price */
+    struct sy_price_window *windows; /* time-of-day prices (pricing.windows), source order */
+    size_t n_windows;
 };
 
 struct sy_target {
@@ -73,6 +101,19 @@ enum sy_strategy {
     SY_STRATEGY_LOWEST_LATENCY, /* EWMA latency (TTFT for streams), power of two choices */
     SY_STRATEGY_LEAST_BUSY,     /* fewest requests in flight */
     SY_STRATEGY_CACHE_AFFINITY, /* sticky by a hash of the system prompt / conversation prefix */
+    SY_STRATEGY_LEARNED,        /* weighted, with weights the control plane learns from feedback */
+};
+
+/* routes[].learn: the learner's knobs for a route with strategy learned (docs/learning.md).
+ * The proxies only read the weights; the control plane reads the rest. */
+struct sy_learn {
+    double w_quality, w_cost, w_latency; /* objective: default 1, 0, 0 */
+    uint32_t update_period_s;            /* default 60; 1 .. 86400 */
+    double exploration;                  /* floor per target; default 0.05 */
+    double max_step;                     /* share moved per update at most; default 0.2 */
+    uint32_t min_samples;                /* feedback per target before it moves; default 20 */
+    double threshold;                    /* publish when a share moves more; default 0.02 */
+    double discount;                     /* old evidence kept per update; default 0.98 */
 };
 
 /* Which text a keyword or regex rule reads (key "in"): a bit set. */
@@ -134,6 +175,54 @@ struct sy_route {
      * failures (429, 5xx, connect errors, timeouts); default max 0, backoff 100, max 2000. */
     uint32_t retries_max, retry_backoff_ms, retry_max_backoff_ms;
     uint32_t hedge_after_ms; /* "hedge_after_ms": 0 = no hedging */
+    struct sy_learn learn;   /* strategy learned only */
+    size_t experiment;       /* index into policy->experiments, SIZE_MAX = none */
+};
+
+/* experiments[].metric: what decides the winner. */
+enum sy_metric {
+    SY_METRIC_THUMBS_UP = 0, /* "thumbs_up": rate of thumbs up among thumbs (and score >= 0.5) */
+    SY_METRIC_SCORE,         /* "score": mean score in [0, 1] (thumbs count as 1 and 0) */
+    SY_METRIC_LATENCY,       /* "latency": lower p50 wins */
+    SY_METRIC_COST,          /* "cost": lower cost per request wins */
+};
+
+/* experiments[].sticky.by: which request trait keeps a user on one arm. */
+enum sy_sticky {
+    SY_STICKY_USER = 0, /* the body's "user"; falls back to the tenant, then to the request */
+    SY_STICKY_HEADER,   /* the header named by sticky.header (e.g. x-session-id) */
+    SY_STICKY_TENANT,   /* the tenant (all of a tenant's traffic on one arm) */
+    SY_STICKY_REQUEST,  /* none: each request draws */
+};
+
+/* experiments[].stop.rule: when the experiment has an answer. */
+enum sy_stop_rule {
+    SY_STOP_PROB_BEST = 0, /* an arm's probability to be best >= threshold (default 0.95) */
+    SY_STOP_SIGNIFICANCE,  /* two-proportion test p-value <= threshold (default 0.05) */
+    SY_STOP_NONE,          /* runs until promoted */
+};
+
+struct sy_arm {
+    char *name;
+    struct sy_target *targets; /* "model: m" is one target of weight 1 */
+    size_t n_targets;
+    uint32_t total_weight;
+    uint32_t share; /* of the experiment's traffic; > 0 */
+};
+
+struct sy_experiment {
+    char *name;
+    size_t route; /* index into policy->routes */
+    enum sy_metric metric;
+    enum sy_sticky sticky;
+    char *sticky_header; /* lowercased; SY_STICKY_HEADER only */
+    uint32_t min_samples; /* feedback (or requests, for latency/cost) per arm; default 100 */
+    enum sy_stop_rule stop_rule;
+    double stop_threshold;
+    bool auto_promote; /* stop.auto_promote: the control plane promotes the winner itself */
+    struct sy_arm *arms;
+    size_t n_arms;
+    uint32_t total_share;
 };
 
 /* Top-level "resilience": breaker and retry budget, shared by all routes. */
@@ -179,6 +268,10 @@ struct sy_tenant {
     struct sy_label *labels;
     size_t n_labels;
     size_t first_key, n_keys;
+    /* tenants[].budget: USD per UTC day and per UTC month; 0 = unset. Informational: shown
+     * next to spend, never enforced by the proxy. */
+    double budget_daily_usd;
+    double budget_monthly_usd;
 };
 
 struct sy_tenant_key {
@@ -217,6 +310,8 @@ struct sy_policy {
     struct sy_name_index route_index;  /* keyed by match_model */
     struct sy_name_index tenant_index; /* keyed by tenant name */
     struct sy_name_index key_index;    /* into tenant_keys, keyed by the digest itself */
+    struct sy_experiment *experiments;
+    size_t n_experiments;
 };
 
 /* Compiles <src> (<len> bytes, YAML or JSON; JSON is YAML's subset and is detected by a
@@ -241,6 +336,39 @@ struct sy_policy *sy_policy_compile_json(const struct cJSON *root, char **errmsg
  * sources that differ only in formatting, comments, key order or spelled-out defaults give
  * the same string, so it is what to show and diff. NULL when out of memory. Any thread. */
 char *sy_policy_to_json(const struct sy_policy *pol);
+
+/* The prices of <m> at <unix_s> (seconds since the epoch; the minute of the UTC day picks
+ * the window, if any, else the base prices), in USD per million tokens. *cached is the
+ * cached-input price with its default applied: the input price when it is 0. Any thread. */
+void sy_model_prices_at(const struct sy_model *m, int64_t unix_s, double *in, double *out,
+                        double *cached);
+
+/* The same for a price list. */
+void sy_prices_at(const struct sy_prices *p, int64_t unix_s, double *in, double *out,
+                  double *cached);
+
+/* Compiles the pricing mapping <obj> (keys input_per_mtok, output_per_mtok,
+ * cached_input_per_mtok, windows; each optional) into <out> (zeroed first; its windows are
+ * the caller's to release with sy_prices_cleanup). Keys listed in the NULL-terminated
+ * <extra_keys> (may be NULL) are allowed and left to the caller. Returns 0, or -EINVAL with
+ * *errmsg set (caller frees) to every problem, one per line, each prefixed with <path>, the
+ * field's location, e.g. "models[0].windows[1].end". Checked exactly as models[].pricing in a
+ * policy. Any thread. */
+int sy_prices_compile(const struct cJSON *obj, const char *path, const char *const *extra_keys,
+                      struct sy_prices *out, char **errmsg);
+
+/* Releases the windows of <p> and zeroes it. Accepts NULL. */
+void sy_prices_cleanup(struct sy_prices *p);
+
+/* Writes <p> into the object <obj> in canonical form: the three prices, then "windows" (only
+ * when there are any) with every price resolved. Returns 0 or -ENOMEM. */
+int sy_prices_to_json(const struct sy_prices *p, struct cJSON *obj);
+
+/* The prices of <m> as a price list that borrows <m>'s windows. */
+struct sy_prices sy_model_prices(const struct sy_model *m);
+
+/* Writes minute-of-day <min> as "HH:MM" into <buf> (6 bytes). Returns <buf>. */
+const char *sy_hhmm(unsigned min, char buf[6]);
 
 /* Returns the policy spelling of <kind> ("openai"), or "unknown". */
 const char *sy_provider_kind_name(enum sy_provider_kind kind);

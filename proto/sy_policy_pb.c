@@ -31,6 +31,9 @@ struct pb_build {
     Switchyard__V1__Model *models;
     Switchyard__V1__Model **model_ptrs;
     Switchyard__V1__Pricing *pricing;
+    Switchyard__V1__PriceWindow *windows; /* every model's windows, back to back */
+    Switchyard__V1__PriceWindow **window_ptrs;
+    char (*hhmm)[2][6]; /* each window's start and end as "HH:MM" */
     Switchyard__V1__Route *routes;
     Switchyard__V1__Route **route_ptrs;
     struct pb_route_parts *parts;
@@ -54,7 +57,16 @@ struct pb_build {
     char **digest_ptrs;
     Switchyard__V1__Label *labels;
     Switchyard__V1__Label **label_ptrs;
+    Switchyard__V1__Budget *budgets;
     Switchyard__V1__Auth auth;
+    Switchyard__V1__Learn *learns; /* per route */
+    Switchyard__V1__Objective *objectives;
+    Switchyard__V1__Experiment *exps;
+    Switchyard__V1__Experiment **exp_ptrs;
+    Switchyard__V1__Arm *arms;
+    Switchyard__V1__Arm **arm_ptrs;
+    Switchyard__V1__Target *arm_targets;
+    Switchyard__V1__Target **arm_target_ptrs;
 };
 
 static void free_pb(struct pb_build *b)
@@ -66,6 +78,9 @@ static void free_pb(struct pb_build *b)
     free(b->models);
     free(b->model_ptrs);
     free(b->pricing);
+    free(b->windows);
+    free(b->window_ptrs);
+    free(b->hhmm);
     free(b->routes);
     free(b->route_ptrs);
     free(b->parts);
@@ -82,6 +97,15 @@ static void free_pb(struct pb_build *b)
     free(b->digest_ptrs);
     free(b->labels);
     free(b->label_ptrs);
+    free(b->budgets);
+    free(b->learns);
+    free(b->objectives);
+    free(b->exps);
+    free(b->exp_ptrs);
+    free(b->arms);
+    free(b->arm_ptrs);
+    free(b->arm_targets);
+    free(b->arm_target_ptrs);
 }
 
 static char *str(const char *s)
@@ -147,11 +171,38 @@ static void build_providers(const struct sy_policy *pol, struct pb_build *b)
     b->msg.providers = b->provider_ptrs;
 }
 
+/* Fills <p>'s windows from <src>'s, in the next free slots of <b>'s window arrays from *w,
+ * which advances. */
+static void build_windows(const struct sy_model *src, Switchyard__V1__Pricing *p,
+                          struct pb_build *b, size_t *w)
+{
+    p->n_windows = src->n_windows;
+    p->windows = &b->window_ptrs[*w];
+    for (size_t k = 0; k < src->n_windows; k++, (*w)++) {
+        const struct sy_price_window *sw = &src->windows[k];
+        Switchyard__V1__PriceWindow *m = &b->windows[*w];
+        switchyard__v1__price_window__init(m);
+        m->start = (char *)sy_hhmm(sw->start_min, b->hhmm[*w][0]);
+        m->end = (char *)sy_hhmm(sw->end_min, b->hhmm[*w][1]);
+        m->input_per_mtok = sw->input_per_mtok;
+        m->output_per_mtok = sw->output_per_mtok;
+        m->cached_input_per_mtok = sw->cached_input_per_mtok;
+        b->window_ptrs[*w] = m;
+    }
+}
+
 static void build_models(const struct sy_policy *pol, struct pb_build *b)
 {
+    size_t n_windows = 0, w = 0;
+
+    for (size_t i = 0; i < pol->n_models; i++)
+        n_windows += pol->models[i].n_windows;
     b->models = sy_xcalloc(pol->n_models + 1, sizeof(*b->models));
     b->model_ptrs = sy_xcalloc(pol->n_models + 1, sizeof(*b->model_ptrs));
     b->pricing = sy_xcalloc(pol->n_models + 1, sizeof(*b->pricing));
+    b->windows = sy_xcalloc(n_windows + 1, sizeof(*b->windows));
+    b->window_ptrs = sy_xcalloc(n_windows + 1, sizeof(*b->window_ptrs));
+    b->hhmm = sy_xcalloc(n_windows + 1, sizeof(*b->hhmm));
     for (size_t i = 0; i < pol->n_models; i++) {
         const struct sy_model *src = &pol->models[i];
         Switchyard__V1__Model *m = &b->models[i];
@@ -163,6 +214,7 @@ static void build_models(const struct sy_policy *pol, struct pb_build *b)
         b->pricing[i].input_per_mtok = src->input_per_mtok;
         b->pricing[i].output_per_mtok = src->output_per_mtok;
         b->pricing[i].cached_input_per_mtok = src->cached_input_per_mtok;
+        build_windows(src, &b->pricing[i], b, &w);
         m->pricing = &b->pricing[i];
         b->model_ptrs[i] = m;
     }
@@ -232,6 +284,8 @@ static void build_routes(const struct sy_policy *pol, struct pb_build *b)
     b->keyword_ptrs = sy_xcalloc(n_keywords + 1, sizeof(*b->keyword_ptrs));
     b->regex = sy_xcalloc(n_regex + 1, sizeof(*b->regex));
     b->regex_ptrs = sy_xcalloc(n_regex + 1, sizeof(*b->regex_ptrs));
+    b->learns = sy_xcalloc(pol->n_routes + 1, sizeof(*b->learns));
+    b->objectives = sy_xcalloc(pol->n_routes + 1, sizeof(*b->objectives));
     for (size_t i = 0; i < pol->n_routes; i++) {
         const struct sy_route *src = &pol->routes[i];
         struct pb_route_parts *pr = &b->parts[i];
@@ -264,6 +318,23 @@ static void build_routes(const struct sy_policy *pol, struct pb_build *b)
         pr->retries.max_backoff_ms = src->retry_max_backoff_ms;
         r->retries = &pr->retries;
         r->hedge_after_ms = src->hedge_after_ms;
+        if (src->strategy == SY_STRATEGY_LEARNED) {
+            Switchyard__V1__Learn *l = &b->learns[i];
+            Switchyard__V1__Objective *o = &b->objectives[i];
+            switchyard__v1__learn__init(l);
+            switchyard__v1__objective__init(o);
+            o->quality = src->learn.w_quality;
+            o->cost = src->learn.w_cost;
+            o->latency = src->learn.w_latency;
+            l->objective = o;
+            l->update_period_s = src->learn.update_period_s;
+            l->exploration = src->learn.exploration;
+            l->max_step = src->learn.max_step;
+            l->min_samples = src->learn.min_samples;
+            l->threshold = src->learn.threshold;
+            l->discount = src->learn.discount;
+            r->learn = l;
+        }
         b->route_ptrs[i] = r;
     }
     b->msg.n_routes = pol->n_routes;
@@ -309,6 +380,7 @@ static void build_tenants(const struct sy_policy *pol, struct pb_build *b)
     b->digest_ptrs = sy_xcalloc(pol->n_tenant_keys + 1, sizeof(*b->digest_ptrs));
     b->labels = sy_xcalloc(n_labels + 1, sizeof(*b->labels));
     b->label_ptrs = sy_xcalloc(n_labels + 1, sizeof(*b->label_ptrs));
+    b->budgets = sy_xcalloc(pol->n_tenants + 1, sizeof(*b->budgets));
     for (size_t k = 0; k < pol->n_tenant_keys; k++) {
         const uint8_t *d = pol->tenant_keys[k].sha256;
         for (size_t j = 0; j < SY_SHA256_LEN; j++) {
@@ -332,6 +404,12 @@ static void build_tenants(const struct sy_policy *pol, struct pb_build *b)
             b->labels[l].value = str(src->labels[k].value);
             b->label_ptrs[l] = &b->labels[l];
         }
+        if (src->budget_daily_usd > 0 || src->budget_monthly_usd > 0) {
+            switchyard__v1__budget__init(&b->budgets[i]);
+            b->budgets[i].daily_usd = src->budget_daily_usd;
+            b->budgets[i].monthly_usd = src->budget_monthly_usd;
+            m->budget = &b->budgets[i];
+        }
         b->tenant_ptrs[i] = m;
     }
     b->msg.n_tenants = pol->n_tenants;
@@ -339,6 +417,63 @@ static void build_tenants(const struct sy_policy *pol, struct pb_build *b)
     switchyard__v1__auth__init(&b->auth);
     b->auth.mode = str(sy_auth_mode_name(pol->auth_mode));
     b->msg.auth = &b->auth;
+}
+
+static void build_experiments(const struct sy_policy *pol, struct pb_build *b)
+{
+    static const char *const metrics[] = {"thumbs_up", "score", "latency", "cost"};
+    static const char *const sticky[] = {"user", "header", "tenant", "request"};
+    static const char *const stops[] = {"prob_best", "significance", "none"};
+    size_t n_arms = 0, n_targets = 0, a = 0, t = 0;
+
+    for (size_t i = 0; i < pol->n_experiments; i++) {
+        n_arms += pol->experiments[i].n_arms;
+        for (size_t k = 0; k < pol->experiments[i].n_arms; k++)
+            n_targets += pol->experiments[i].arms[k].n_targets;
+    }
+    b->exps = sy_xcalloc(pol->n_experiments + 1, sizeof(*b->exps));
+    b->exp_ptrs = sy_xcalloc(pol->n_experiments + 1, sizeof(*b->exp_ptrs));
+    b->arms = sy_xcalloc(n_arms + 1, sizeof(*b->arms));
+    b->arm_ptrs = sy_xcalloc(n_arms + 1, sizeof(*b->arm_ptrs));
+    b->arm_targets = sy_xcalloc(n_targets + 1, sizeof(*b->arm_targets));
+    b->arm_target_ptrs = sy_xcalloc(n_targets + 1, sizeof(*b->arm_target_ptrs));
+    for (size_t i = 0; i < pol->n_experiments; i++) {
+        const struct sy_experiment *x = &pol->experiments[i];
+        Switchyard__V1__Experiment *e = &b->exps[i];
+
+        switchyard__v1__experiment__init(e);
+        e->name = str(x->name);
+        e->route = str(pol->routes[x->route].name);
+        e->metric = str(metrics[x->metric]);
+        e->sticky_by = str(sticky[x->sticky]);
+        e->sticky_header = str(x->sticky_header);
+        e->min_samples = x->min_samples;
+        e->stop_rule = str(stops[x->stop_rule]);
+        e->stop_threshold = x->stop_threshold;
+        e->auto_promote = x->auto_promote;
+        e->n_arms = x->n_arms;
+        e->arms = &b->arm_ptrs[a];
+        for (size_t k = 0; k < x->n_arms; k++, a++) {
+            const struct sy_arm *src = &x->arms[k];
+            Switchyard__V1__Arm *arm = &b->arms[a];
+
+            switchyard__v1__arm__init(arm);
+            arm->name = str(src->name);
+            arm->share = src->share;
+            arm->n_targets = src->n_targets;
+            arm->targets = &b->arm_target_ptrs[t];
+            for (size_t j = 0; j < src->n_targets; j++, t++) {
+                switchyard__v1__target__init(&b->arm_targets[t]);
+                b->arm_targets[t].model = str(pol->models[src->targets[j].model].name);
+                b->arm_targets[t].weight = src->targets[j].weight;
+                b->arm_target_ptrs[t] = &b->arm_targets[t];
+            }
+            b->arm_ptrs[a] = arm;
+        }
+        b->exp_ptrs[i] = e;
+    }
+    b->msg.n_experiments = pol->n_experiments;
+    b->msg.experiments = b->exp_ptrs;
 }
 
 static void build_pb(const struct sy_policy *pol, struct pb_build *b)
@@ -350,6 +485,7 @@ static void build_pb(const struct sy_policy *pol, struct pb_build *b)
     build_routes(pol, b);
     build_resilience(&pol->resilience, b);
     build_tenants(pol, b);
+    build_experiments(pol, b);
 
     switchyard__v1__server_limits__init(&b->server);
     b->server.max_body_bytes = pol->server.max_body_bytes;
@@ -491,7 +627,63 @@ static cJSON *route_to_json(const Switchyard__V1__Route *r)
         add_num(sub, "max_backoff_ms", r->retries->max_backoff_ms);
     }
     add_num(o, "hedge_after_ms", r->hedge_after_ms);
+    if (r->learn) {
+        /* Every value as sent: 0 means 0 here (no exploration, no cost weight). */
+        cJSON *l = cJSON_AddObjectToObject(o, "learn");
+        if (r->learn->objective) {
+            sub = cJSON_AddObjectToObject(l, "objective");
+            cJSON_AddNumberToObject(sub, "quality", r->learn->objective->quality);
+            cJSON_AddNumberToObject(sub, "cost", r->learn->objective->cost);
+            cJSON_AddNumberToObject(sub, "latency", r->learn->objective->latency);
+        }
+        cJSON_AddNumberToObject(l, "update_period_s", r->learn->update_period_s);
+        cJSON_AddNumberToObject(l, "exploration", r->learn->exploration);
+        cJSON_AddNumberToObject(l, "max_step", r->learn->max_step);
+        cJSON_AddNumberToObject(l, "min_samples", r->learn->min_samples);
+        cJSON_AddNumberToObject(l, "threshold", r->learn->threshold);
+        cJSON_AddNumberToObject(l, "discount", r->learn->discount);
+    }
     return o;
+}
+
+static void experiments_to_json(const Switchyard__V1__Policy *msg, cJSON *root)
+{
+    cJSON *arr;
+
+    if (!msg->n_experiments)
+        return;
+    arr = cJSON_AddArrayToObject(root, "experiments");
+    for (size_t i = 0; i < msg->n_experiments; i++) {
+        const Switchyard__V1__Experiment *e = msg->experiments[i];
+        cJSON *o = cJSON_CreateObject(), *sub, *arms;
+
+        add_str(o, "name", e->name);
+        add_str(o, "route", e->route);
+        add_str(o, "metric", e->metric);
+        sub = cJSON_AddObjectToObject(o, "sticky");
+        add_str(sub, "by", e->sticky_by);
+        add_str(sub, "header", e->sticky_header);
+        add_num(o, "min_samples", e->min_samples);
+        sub = cJSON_AddObjectToObject(o, "stop");
+        add_str(sub, "rule", e->stop_rule);
+        add_num(sub, "threshold", e->stop_threshold);
+        cJSON_AddBoolToObject(sub, "auto_promote", e->auto_promote);
+        arms = cJSON_AddArrayToObject(o, "arms");
+        for (size_t k = 0; k < e->n_arms; k++) {
+            const Switchyard__V1__Arm *a = e->arms[k];
+            cJSON *ao = cJSON_CreateObject(), *ts = cJSON_AddArrayToObject(ao, "targets");
+            add_str(ao, "name", a->name);
+            for (size_t j = 0; j < a->n_targets; j++) {
+                cJSON *t = cJSON_CreateObject();
+                add_str(t, "model", a->targets[j]->model);
+                cJSON_AddNumberToObject(t, "weight", a->targets[j]->weight);
+                cJSON_AddItemToArray(ts, t);
+            }
+            add_num(ao, "share", a->share);
+            cJSON_AddItemToArray(arms, ao);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
 }
 
 static void resilience_to_json(const Switchyard__V1__Resilience *r, cJSON *root)
@@ -515,6 +707,23 @@ static void resilience_to_json(const Switchyard__V1__Resilience *r, cJSON *root)
     add_int64(o, "max_retry_after_ms", r->max_retry_after_ms);
 }
 
+/* Window prices are resolved, so every one is written, 0 included. */
+static void windows_to_json(const Switchyard__V1__Pricing *p, cJSON *pr)
+{
+    cJSON *arr = cJSON_AddArrayToObject(pr, "windows");
+
+    for (size_t k = 0; k < p->n_windows; k++) {
+        const Switchyard__V1__PriceWindow *w = p->windows[k];
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddItemToArray(arr, o);
+        add_str(o, "start", w->start); /* "" stays absent: the compiler says it is required */
+        add_str(o, "end", w->end);
+        cJSON_AddNumberToObject(o, "input_per_mtok", w->input_per_mtok);
+        cJSON_AddNumberToObject(o, "output_per_mtok", w->output_per_mtok);
+        cJSON_AddNumberToObject(o, "cached_input_per_mtok", w->cached_input_per_mtok);
+    }
+}
+
 static void tenants_to_json(const Switchyard__V1__Policy *msg, cJSON *root)
 {
     cJSON *arr;
@@ -533,6 +742,11 @@ static void tenants_to_json(const Switchyard__V1__Policy *msg, cJSON *root)
                 cJSON *ls = cJSON_AddObjectToObject(o, "labels");
                 for (size_t k = 0; k < t->n_labels; k++)
                     cJSON_AddStringToObject(ls, t->labels[k]->key, t->labels[k]->value);
+            }
+            if (t->budget && (t->budget->daily_usd != 0 || t->budget->monthly_usd != 0)) {
+                cJSON *bo = cJSON_AddObjectToObject(o, "budget");
+                add_num(bo, "daily_usd", t->budget->daily_usd); /* 0 = unset */
+                add_num(bo, "monthly_usd", t->budget->monthly_usd);
             }
         }
     }
@@ -577,6 +791,8 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
             cJSON_AddNumberToObject(pr, "input_per_mtok", m->pricing->input_per_mtok);
             cJSON_AddNumberToObject(pr, "output_per_mtok", m->pricing->output_per_mtok);
             cJSON_AddNumberToObject(pr, "cached_input_per_mtok", m->pricing->cached_input_per_mtok);
+            if (m->pricing->n_windows)
+                windows_to_json(m->pricing, pr);
         }
         cJSON_AddItemToArray(arr, o);
     }
@@ -597,6 +813,7 @@ static cJSON *pb_to_json(const Switchyard__V1__Policy *msg)
         add_num(s, "max_connections", msg->server->max_connections);
     }
     tenants_to_json(msg, root);
+    experiments_to_json(msg, root);
     return root;
 }
 

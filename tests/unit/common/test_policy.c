@@ -249,7 +249,7 @@ static void test_top_level_errors(void **state)
     expect_err(BASE "server: [1]\n", "server: expected a mapping, got a list");
     expect_err(BASE "provders: []\n", "policy: unknown key \"provders\" (expected one of: "
                                       "providers, models, routes, default_route, resilience, "
-                                      "server, tenants, auth)");
+                                      "server, tenants, auth, experiments)");
 }
 
 static void test_unknown_keys_everywhere(void **state)
@@ -1046,7 +1046,7 @@ static void test_route_resilience_errors(void **state)
     (void)state;
     expect_err(ROUTE(", strategy: fastest"),
                "routes[0].strategy: unknown strategy \"fastest\" (accepted: weighted, priority, "
-               "lowest_cost, lowest_latency, least_busy, cache_affinity)");
+               "lowest_cost, lowest_latency, least_busy, cache_affinity, learned)");
     expect_err(ROUTE(", strategy: 1"), "routes[0].strategy: expected a string, got a number");
     /* zero total weight: only the weighted strategy needs weights */
     expect_err(BASE "routes: [{name: r, strategy: weighted, targets: [{model: m, weight: 0}]}]\n",
@@ -1101,7 +1101,7 @@ static void test_route_resilience_errors(void **state)
                "routes[0].hedge_after_ms: must be between 0 and 600000, got -5");
     expect_err(ROUTE(", hedge: 5"), "routes[0]: unknown key \"hedge\" (expected one of: name, "
                                     "match, strategy, targets, fallback, timeouts, retries, "
-                                    "hedge_after_ms)");
+                                    "hedge_after_ms, learn)");
     expect_err(ROUTE("") "default_route: nope\n", "default_route: unknown route \"nope\"");
     expect_err(BASE "default_route: r\n", "default_route: unknown route \"r\"");
     expect_err(ROUTE("") "default_route: [r]\n", "default_route: expected a string, got a list");
@@ -1353,7 +1353,8 @@ static void test_tenant_errors(void **state)
     expect_err(BASE "tenants: [{name: a, api_keys_sha256: \"" H_ACME1 "\"}]\n",
                "tenants[0].api_keys_sha256: expected a list, got a string");
     expect_err(BASE "tenants: [{name: a, api_keys_sha256: [\"" H_ACME1 "\"], key: x}]\n",
-               "tenants[0]: unknown key \"key\" (expected one of: name, api_keys_sha256, labels)");
+               "tenants[0]: unknown key \"key\" (expected one of: name, api_keys_sha256, labels, "
+               "budget)");
     expect_err(BASE "tenants: [{name: a, api_keys_sha256: [12]}]\n",
                "tenants[0].api_keys_sha256[0]: expected a string (64 hex digits, quoted), got a "
                "number");
