@@ -123,6 +123,8 @@ void dp_access_log(int fd, const struct dp_access_entry *e)
     put_str(line, sizeof(line), &off, "provider", e->provider);
     put_str(line, sizeof(line), &off, "model", e->model);
     put_str(line, sizeof(line), &off, "policy_version", e->policy_version);
+    put_str(line, sizeof(line), &off, "arm", e->arm);
+    put_str(line, sizeof(line), &off, "feedback_id", e->feedback_id);
     put_caller(line, sizeof(line), &off, e);
     put(line, sizeof(line), &off,
         ",\"status\":%d,\"stream\":%s,\"latency_us\":%" PRIu64 ",\"ttft_us\":%" PRIu64, e->status,

@@ -40,6 +40,10 @@ struct dp_access_entry {
     const char *tags;               /* attribution tags "a,b", or NULL */
     const char *user;               /* the body's "user", or NULL */
     const char *arm;                /* "experiment/arm" that served it, or NULL */
+
+    /* The signed request id (common/sy_reqid.h) feedback names this answer by, or, on a
+     * POST /v1/feedback line, the id the feedback was about; NULL when none. */
+    const char *feedback_id;
 };
 
 /* Writes <e> as one line to <fd>; does nothing when fd < 0. */

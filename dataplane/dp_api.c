@@ -1,5 +1,6 @@
 /* dataplane/dp_api.c - request dispatch, request ids, and the small endpoints
- * (/v1/models, /healthz, /readyz). Worker thread. */
+ * (/v1/models, /healthz, /readyz). Model calls (dp_chat) and feedback (dp_feedback) have
+ * their own files. Worker thread. */
 #define SY_LOG_MODULE "api"
 
 #include "dp_api.h"
@@ -15,6 +16,7 @@
 #include "dp_auth.h"
 #include "dp_chat.h"
 #include "dp_errors.h"
+#include "dp_feedback.h"
 #include "dp_metrics.h"
 #include "dp_proxy.h"
 #include "dp_router.h"
@@ -116,6 +118,7 @@ enum endpoint_kind {
     EP_METRICS,
     EP_HEALTHZ,
     EP_READYZ,
+    EP_FEEDBACK,
 };
 
 struct endpoint {
@@ -130,6 +133,7 @@ static const struct endpoint endpoints[] = {
     {"/v1/completions", SY_HTTP_POST, "POST", EP_COMPLETIONS},
     {"/v1/embeddings", SY_HTTP_POST, "POST", EP_EMBEDDINGS},
     {"/v1/messages", SY_HTTP_POST, "POST", EP_MESSAGES},
+    {"/v1/feedback", SY_HTTP_POST, "POST", EP_FEEDBACK},
     {"/v1/models", SY_HTTP_GET, "GET, HEAD", EP_MODELS},
     {"/metrics", SY_HTTP_GET, "GET, HEAD", EP_METRICS},
     {"/healthz", SY_HTTP_GET, "GET, HEAD", EP_HEALTHZ},
@@ -145,22 +149,28 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
     char id[DP_REQUEST_ID_MAX + 2];
     const struct endpoint *ep = NULL;
     struct dp_snapshot *snap;
+    bool from_client = client_id && request_id_ok(client_id), model_call;
 
-    if (client_id && request_id_ok(client_id))
+    if (from_client)
         snprintf(id, sizeof(id), "%s", client_id);
     else
         new_request_id(w, id, sizeof(id));
-    sy_http_add_header(req, "x-request-id", id);
-    snap = dp_worker_snapshot(w);
-    if (snap)
-        sy_http_add_header(req, "x-switchyard-policy-version", snap->version_str);
-
     for (size_t i = 0; i < SY_ARRAY_LEN(endpoints); i++) {
         if (strcmp(path, endpoints[i].path) == 0) {
             ep = &endpoints[i];
             break;
         }
     }
+    /* A model call that gets past the checks below sets its own x-request-id: the signed
+     * feedback id once a model answered (dp_chat.h). Every other answer carries <id>. */
+    model_call = ep && (ep->kind == EP_CHAT || ep->kind == EP_COMPLETIONS ||
+                        ep->kind == EP_EMBEDDINGS || ep->kind == EP_MESSAGES);
+    if (!model_call)
+        sy_http_add_header(req, "x-request-id", id);
+    snap = dp_worker_snapshot(w);
+    if (snap)
+        sy_http_add_header(req, "x-switchyard-policy-version", snap->version_str);
+
     if (!ep) {
         log_simple(w, req, id, 404, 0, "unknown_url");
         dp_error_replyf(req, 404, "invalid_request_error", "unknown_url", NULL,
@@ -168,6 +178,8 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
         return;
     }
     if (method != ep->method && !(method == SY_HTTP_HEAD && ep->method == SY_HTTP_GET)) {
+        if (model_call)
+            sy_http_add_header(req, "x-request-id", id);
         sy_http_add_header(req, "Allow", ep->allow);
         log_simple(w, req, id, 405, 0, "method_not_allowed");
         dp_error_replyf(req, 405, "invalid_request_error", "method_not_allowed", NULL,
@@ -182,6 +194,8 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
 
         rc = dp_auth_request(req, snap ? snap->policy : NULL, &status, &code);
         if (rc < 0) {
+            if (model_call)
+                sy_http_add_header(req, "x-request-id", id);
             log_simple(w, req, id, status, 0, code);
             dp_auth_reply(req, rc);
             return;
@@ -190,16 +204,19 @@ void dp_api_handle(struct sy_http_req *req, void *arg)
 
     switch (ep->kind) {
     case EP_CHAT:
-        dp_chat_handle(w, req, id, DP_API_CHAT);
+        dp_chat_handle(w, req, id, from_client, DP_API_CHAT);
         break;
     case EP_COMPLETIONS:
-        dp_chat_handle(w, req, id, DP_API_COMPLETIONS);
+        dp_chat_handle(w, req, id, from_client, DP_API_COMPLETIONS);
         break;
     case EP_EMBEDDINGS:
-        dp_chat_handle(w, req, id, DP_API_EMBEDDINGS);
+        dp_chat_handle(w, req, id, from_client, DP_API_EMBEDDINGS);
         break;
     case EP_MESSAGES:
-        dp_chat_handle(w, req, id, DP_API_MESSAGES);
+        dp_chat_handle(w, req, id, from_client, DP_API_MESSAGES);
+        break;
+    case EP_FEEDBACK:
+        dp_feedback_handle(w, req, id);
         break;
     case EP_MODELS:
         log_simple(w, req, id, 200, 0, NULL);

@@ -42,6 +42,7 @@
 #include "dp_worker.h"
 #include "sy_http.h"
 #include "sy_log.h"
+#include "sy_reqid.h"
 #include "sy_sse.h"
 #include "sy_util.h"
 
@@ -108,6 +109,9 @@ struct dp_chat {
     char requested_model[256];
     char in_code[48]; /* the ingress's error code outlives its stack frame (log line) */
     char request_id[130];
+    bool client_id;    /* request_id is the client's own x-request-id */
+    char *feedback_id; /* the signed id (sy_reqid.h), once a model answered */
+    char arm_label[2 * (SY_REQID_NAME_MAX + 1)]; /* "experiment/arm"; "" = no experiment */
     char peer[64];
     const char *raw_body;
     size_t raw_len;
@@ -132,24 +136,27 @@ static void attempt_free(struct dp_attempt *a);
 
 /* ---- the end of an exchange ------------------------------------------------------ */
 
+/* Priced at the request's start (wall clock), so a request that straddles a price window's
+ * edge costs one price throughout, whenever it is logged. */
 static double chat_cost(const struct dp_chat *c)
 {
     const struct sy_model *m = c->served_model;
     const struct dp_usage *u = &c->usage;
     int64_t cached = u->cached_tokens > 0 ? u->cached_tokens : 0;
-    double cost = 0;
+    uint64_t age_us = sy_now_us() - c->t_start; /* t_start is monotonic */
+    double cost = 0, in_price, out_price, cached_price;
 
     if (!m)
         return 0;
+    sy_model_prices_at(m, (int64_t)((sy_wall_us() - age_us) / 1000000), &in_price, &out_price,
+                       &cached_price);
     if (u->prompt_tokens > 0) {
         int64_t fresh = u->prompt_tokens - cached;
-        double cached_price =
-            m->cached_input_per_mtok > 0 ? m->cached_input_per_mtok : m->input_per_mtok;
-        cost += (double)(fresh > 0 ? fresh : 0) * m->input_per_mtok / 1e6;
+        cost += (double)(fresh > 0 ? fresh : 0) * in_price / 1e6;
         cost += (double)cached * cached_price / 1e6;
     }
     if (u->completion_tokens > 0)
-        cost += (double)u->completion_tokens * m->output_per_mtok / 1e6;
+        cost += (double)u->completion_tokens * out_price / 1e6;
     return cost;
 }
 
@@ -173,6 +180,7 @@ static void chat_free(struct dp_chat *c)
     dp_features_cleanup(&c->f);
     cJSON_Delete(c->root);
     dp_snapshot_unref(c->snap);
+    free(c->feedback_id);
     free(c);
 }
 
@@ -202,6 +210,8 @@ static void chat_end(struct dp_chat *c)
         .attempts = c->n_attempts,
         .chain = c->chain[0] ? c->chain : NULL,
         .error = c->error,
+        .arm = c->arm_label[0] ? c->arm_label : NULL,
+        .feedback_id = c->feedback_id,
     };
     dp_caller_log(&c->caller, &e);
     dp_access_log(c->w->proxy->access_log_fd, &e);
@@ -227,6 +237,61 @@ static void add_route_headers(struct dp_chat *c)
     }
 }
 
+/* Signs what served the request into c->feedback_id (sy_reqid.h): policy version, now,
+ * tenant, route, model, experiment and arm, under the key that signs now. Leaves it NULL
+ * when there is no key or nothing served. */
+static void sign_answer(struct dp_chat *c)
+{
+    struct dp_fleet_key *key = dp_proxy_fleet_keys(c->w->proxy, NULL);
+    const struct dp_plan *p = &c->plan;
+    const struct sy_experiment *ex = dp_route_experiment(c->snap->policy, p->route);
+    struct sy_reqid r;
+    char buf[SY_REQID_MAX_LEN + 1];
+    uint64_t nonce = dp_rand_next(&c->w->rng);
+
+    if (!key || !c->served_model)
+        goto out_unref;
+    memset(&r, 0, sizeof(r));
+    r.policy_version = c->snap->policy->version;
+    r.unix_s = (int64_t)(sy_wall_us() / 1000000u);
+    snprintf(r.tenant, sizeof(r.tenant), "%s", c->caller.tenant ? c->caller.tenant->name : "");
+    snprintf(r.route, sizeof(r.route), "%s", p->route ? p->route->name : "");
+    snprintf(r.model, sizeof(r.model), "%s", c->served_model->name);
+    if (ex && p->arm) {
+        snprintf(r.experiment, sizeof(r.experiment), "%s", ex->name);
+        snprintf(r.arm, sizeof(r.arm), "%s", p->arm->name);
+    }
+    memcpy(r.nonce, &nonce, sizeof(r.nonce));
+    if (sy_reqid_sign(key->sign, &r, buf, sizeof(buf)) > 0)
+        c->feedback_id = sy_xstrdup(buf);
+out_unref:
+    dp_fleet_key_unref(key);
+}
+
+/* The request's ids on the answer: x-request-id (the client's own id, else the signed id
+ * once a model answered, else the plain random one), x-switchyard-request-id (the signed
+ * id), request-id (where Anthropic's SDK looks) and x-switchyard-arm. <answered>: a
+ * model's answer goes out now (not an error), so the id is signed. */
+static void add_id_headers(struct dp_chat *c, bool answered)
+{
+    const char *id = c->request_id;
+
+    if (!c->req)
+        return;
+    if (answered && !c->feedback_id)
+        sign_answer(c);
+    if (answered && c->feedback_id) {
+        sy_http_add_header(c->req, "x-switchyard-request-id", c->feedback_id);
+        if (!c->client_id)
+            id = c->feedback_id;
+    }
+    sy_http_add_header(c->req, "x-request-id", id);
+    if (c->in)
+        sy_http_add_header(c->req, "request-id", id);
+    if (c->arm_label[0])
+        sy_http_add_header(c->req, "x-switchyard-arm", c->arm_label);
+}
+
 /* Answers with an error object (before anything else was sent). */
 static void reply_error(struct dp_chat *c, int status, const char *type, const char *code,
                         const char *param, const char *message, const char *retry_after)
@@ -239,6 +304,7 @@ static void reply_error(struct dp_chat *c, int status, const char *type, const c
     c->status = status;
     c->error = code ? code : type;
     if (c->req) {
+        add_id_headers(c, false);
         add_route_headers(c);
         if (retry_after && *retry_after)
             sy_http_add_header(c->req, "Retry-After", retry_after);
@@ -268,6 +334,7 @@ static void client_write(struct dp_chat *c, const char *data, size_t len)
         c->started = true;
         c->t_first = sy_now_us();
         c->status = 200;
+        add_id_headers(c, true);
         add_route_headers(c);
         sy_http_stream_begin(c->req, 200, "text/event-stream");
     }
@@ -778,6 +845,7 @@ static void finish_whole(struct dp_chat *c, struct dp_attempt *a, enum dp_upstre
     commit(c, a);
     c->status = 200;
     c->t_first = sy_now_us();
+    add_id_headers(c, true);
     add_route_headers(c);
     {
         char cost[32];
@@ -1147,11 +1215,13 @@ static const char *header_get(void *arg, const char *name)
 }
 
 void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id,
-                    enum dp_api_kind kind)
+                    bool client_id, enum dp_api_kind kind)
 {
     struct dp_chat *c = sy_xcalloc(1, sizeof(*c));
     const struct sy_route *route = NULL;
     const struct sy_model *direct = NULL;
+    const struct sy_experiment *ex;
+    const struct sy_arm *arm = NULL;
     char why[512];
     int rc;
 
@@ -1163,14 +1233,13 @@ void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *re
     c->t_start = sy_http_req_start_us(req);
     c->usage.prompt_tokens = c->usage.completion_tokens = c->usage.cached_tokens = -1;
     snprintf(c->request_id, sizeof(c->request_id), "%s", request_id);
+    c->client_id = client_id;
     snprintf(c->peer, sizeof(c->peer), "%s", sy_http_req_peer(req));
     c->snap = dp_worker_snapshot(w);
     if (c->snap)
         dp_snapshot_ref(c->snap);
     dp_caller_init(&c->caller, req, c->snap ? c->snap->policy : NULL);
     c->raw_body = sy_http_req_body(req, &c->raw_len);
-    if (c->in)
-        sy_http_add_header(req, "request-id", request_id); /* where the Anthropic SDK looks */
 
     if (!c->snap) {
         reply_error(c, 503, "server_error", "no_policy", NULL, "no routing policy is loaded yet",
@@ -1211,8 +1280,20 @@ void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *re
         reply_error(c, 500, "server_error", "out_of_memory", NULL, "out of memory", NULL);
         goto out_end;
     }
-    rc = dp_plan_build(c->snap, route, direct, &c->f, &w->rng, sy_now_us(), &c->plan, why,
-                       sizeof(why));
+    ex = dp_route_experiment(c->snap->policy, route);
+    if (ex && ex->n_arms) {
+        /* The arm's targets replace the route's; the sticky key keeps a user on one arm. */
+        const char *hv = ex->sticky == SY_STICKY_HEADER && ex->sticky_header
+                             ? sy_http_req_header(req, ex->sticky_header)
+                             : NULL;
+        const char *key = dp_experiment_key(ex, c->caller.user,
+                                            c->caller.tenant ? c->caller.tenant->name : NULL, hv);
+
+        arm = &ex->arms[dp_experiment_pick(ex, key, &w->rng)];
+        snprintf(c->arm_label, sizeof(c->arm_label), "%s/%s", ex->name, arm->name);
+    }
+    rc = dp_plan_build_arm(c->snap, route, arm, direct, &c->f, &w->rng, sy_now_us(), &c->plan, why,
+                           sizeof(why));
     if (rc < 0) {
         /* A hard constraint left nothing, or every target's breaker is open. */
         reply_error(c, 503, "server_error",

@@ -8,6 +8,8 @@
 #ifndef DP_CHAT_H
 #define DP_CHAT_H
 
+#include <stdbool.h>
+
 struct dp_worker;
 struct sy_http_req;
 
@@ -18,8 +20,12 @@ enum dp_api_kind {
     DP_API_MESSAGES,    /* POST /v1/messages: Anthropic's API, served by any provider */
 };
 
-/* Handles one model call of <kind>; answers <req> now or later. */
+/* Handles one model call of <kind>; answers <req> now or later. <request_id> names the
+ * request in logs; <client_id> says the client sent it (x-request-id), else it is a fresh
+ * random one. The answer's x-request-id is the client's id when it sent one; otherwise the
+ * signed feedback id (x-switchyard-request-id, common/sy_reqid.h) once a model answered,
+ * or <request_id> on errors before that. */
 void dp_chat_handle(struct dp_worker *w, struct sy_http_req *req, const char *request_id,
-                    enum dp_api_kind kind);
+                    bool client_id, enum dp_api_kind kind);
 
 #endif

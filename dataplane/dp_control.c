@@ -42,8 +42,8 @@ struct dp_control {
     bool stream_closed;        /* guarded by lock */
 };
 
-/* Applies a snapshot: compile, resolve on this node, publish. Returns 0 or -EINVAL with
- * *errmsg set. */
+/* Applies a snapshot: compile, resolve on this node, publish, and take its fleet key (which
+ * signs request ids). Returns 0 or -EINVAL with *errmsg set. */
 static int apply_snapshot(struct dp_proxy *px, const Switchyard__V1__PolicySnapshot *snap,
                           char **errmsg)
 {
@@ -72,6 +72,7 @@ static int apply_snapshot(struct dp_proxy *px, const Switchyard__V1__PolicySnaps
         return -EINVAL;
     }
     dp_snapshot_publish(&px->holder, ds);
+    dp_proxy_set_fleet_key(px, snap->fleet_key.data, snap->fleet_key.len);
     sy_info("applied policy version %" PRId64 " (%s): %zu providers, %zu models, %zu routes",
             version, pol->hash, pol->n_providers, pol->n_models, pol->n_routes);
     return 0;
@@ -234,7 +235,15 @@ static void on_message(struct sy_grpc_call *call, const uint8_t *data, size_t le
     }
     current_version(ctl->px, cur, sizeof(cur));
     if (strcmp(cur, snap->version_info) == 0) {
-        /* Already serving it (e.g. restored from the state dir): just acknowledge. */
+        /* Already serving it (e.g. restored from the state dir): just acknowledge, and take
+         * the fleet key, which may have been issued since the saved copy was written. */
+        if (dp_proxy_set_fleet_key(ctl->px, snap->fleet_key.data, snap->fleet_key.len) &&
+            ctl->px->opt.state_dir) {
+            int rc = persist(ctl->px->opt.state_dir, data, len);
+            if (rc < 0)
+                sy_warn("cannot save the snapshot in %s: %s", ctl->px->opt.state_dir,
+                        strerror(-rc));
+        }
         send_request(ctl, call, snap->nonce, NULL);
     } else if (apply_snapshot(ctl->px, snap, &err) < 0) {
         sy_warn("rejecting policy version %s (keeping %s): %s", snap->version_info,

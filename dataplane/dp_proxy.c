@@ -14,17 +14,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <unistd.h>
 
 #include <curl/curl.h>
 #include <event2/event.h>
 #include <event2/thread.h>
+#include <openssl/crypto.h>
 
 #include "dp_control.h"
+#include "dp_feedback.h"
 #include "dp_telemetry.h"
 #include "dp_worker.h"
 #include "sy_log.h"
 #include "sy_net.h"
+#include "sy_reqid.h"
 #include "sy_util.h"
 
 int dp_proxy_reload(struct dp_proxy *px)
@@ -54,6 +58,135 @@ int dp_proxy_reload(struct dp_proxy *px)
             pol->n_models, pol->n_routes);
     dp_snapshot_publish(&px->holder, snap);
     return 0;
+}
+
+/* ---- request-id keys ------------------------------------------------------------- */
+
+/* NULL when out of memory. */
+static struct dp_fleet_key *key_new(const uint8_t *bytes, size_t len, bool from_fleet)
+{
+    struct dp_fleet_key *k = malloc(sizeof(*k) + len);
+
+    if (!k)
+        return NULL;
+    k->sign = sy_reqid_key_new(bytes, len);
+    if (!k->sign) {
+        free(k);
+        return NULL;
+    }
+    atomic_init(&k->refcount, 1);
+    k->from_fleet = from_fleet;
+    k->len = len;
+    memcpy(k->bytes, bytes, len);
+    return k;
+}
+
+static struct dp_fleet_key *key_ref(struct dp_fleet_key *k)
+{
+    if (k)
+        atomic_fetch_add(&k->refcount, 1);
+    return k;
+}
+
+void dp_fleet_key_unref(struct dp_fleet_key *k)
+{
+    if (!k || atomic_fetch_sub(&k->refcount, 1) != 1)
+        return;
+    sy_reqid_key_free(k->sign);
+    OPENSSL_cleanse(k->bytes, k->len);
+    free(k);
+}
+
+int dp_proxy_keys_init(struct dp_proxy *px)
+{
+    uint8_t rnd[DP_PROCESS_KEY_LEN];
+    const char *env = px->opt.control_plane ? NULL : getenv(DP_FLEET_KEY_ENV);
+
+    if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
+        sy_error("cannot draw a random key for request ids: %s", strerror(errno));
+        return -EIO;
+    }
+    px->process_key = key_new(rnd, sizeof(rnd), false);
+    OPENSSL_cleanse(rnd, sizeof(rnd));
+    if (!px->process_key) {
+        sy_error("cannot prepare the key for request ids: out of memory");
+        return -ENOMEM;
+    }
+    pthread_mutex_init(&px->key_lock, NULL);
+    if (env && *env) {
+        px->key = key_new((const uint8_t *)env, strlen(env), true);
+        if (!px->key) {
+            sy_error("cannot prepare the key for request ids: out of memory");
+            dp_proxy_keys_cleanup(px);
+            return -ENOMEM;
+        }
+        sy_info("feedback ids are signed with the key in $" DP_FLEET_KEY_ENV);
+    } else {
+        px->key = key_ref(px->process_key);
+        sy_info("feedback ids are signed with a per-process key: feedback only works through "
+                "this proxy%s",
+                px->opt.control_plane ? " until the control plane sends a fleet key" : "");
+    }
+    return 0;
+}
+
+void dp_proxy_keys_cleanup(struct dp_proxy *px)
+{
+    if (!px->process_key)
+        return;
+    dp_fleet_key_unref(px->key);
+    dp_fleet_key_unref(px->prev_key);
+    dp_fleet_key_unref(px->process_key);
+    px->key = px->prev_key = px->process_key = NULL;
+    pthread_mutex_destroy(&px->key_lock);
+}
+
+bool dp_proxy_set_fleet_key(struct dp_proxy *px, const uint8_t *key, size_t len)
+{
+    struct dp_fleet_key *old = NULL, *nk;
+
+    if (!px->process_key)
+        return false;
+    pthread_mutex_lock(&px->key_lock);
+    if (len == 0 ? px->key == px->process_key
+                 : px->key->from_fleet && px->key->len == len &&
+                       CRYPTO_memcmp(px->key->bytes, key, len) == 0) {
+        pthread_mutex_unlock(&px->key_lock);
+        return false;
+    }
+    nk = len ? key_new(key, len, true) : key_ref(px->process_key);
+    if (!nk) {
+        pthread_mutex_unlock(&px->key_lock);
+        sy_error("cannot take the control plane's fleet key: out of memory");
+        return false;
+    }
+    old = px->prev_key;
+    px->prev_key = px->key;
+    px->key = nk;
+    pthread_mutex_unlock(&px->key_lock);
+    dp_fleet_key_unref(old);
+    if (len)
+        sy_info("feedback ids are now signed with the fleet key from the control plane");
+    else
+        sy_info("the control plane sent no fleet key: feedback ids are signed with a "
+                "per-process key, so feedback only works through this proxy");
+    return true;
+}
+
+struct dp_fleet_key *dp_proxy_fleet_keys(struct dp_proxy *px, struct dp_fleet_key **prev)
+{
+    struct dp_fleet_key *k;
+
+    if (prev)
+        *prev = NULL;
+    if (!px->process_key)
+        return NULL;
+    pthread_mutex_lock(&px->key_lock);
+    k = key_ref(px->key);
+    if (prev)
+        *prev = key_ref(px->prev_key);
+    pthread_mutex_unlock(&px->key_lock);
+    return k;
 }
 
 struct signal_ctx {
@@ -119,8 +252,12 @@ int dp_proxy_run(const struct dp_options *opt)
             goto out_curl;
         }
     }
-    if (opt->policy_path ? dp_proxy_reload(&px) < 0 : dp_control_load_state(&px) < 0)
+    if (dp_proxy_keys_init(&px) < 0)
         goto out_log;
+    if (opt->control_plane)
+        px.feedback_seen = dp_feedback_seen_new(DP_FEEDBACK_SEEN_MAX);
+    if (opt->policy_path ? dp_proxy_reload(&px) < 0 : dp_control_load_state(&px) < 0)
+        goto out_keys;
 
     px.n_workers = opt->workers > 0 ? opt->workers : (int)sysconf(_SC_NPROCESSORS_ONLN);
     if (px.n_workers < 1)
@@ -188,6 +325,10 @@ out_workers:
     if (base)
         event_base_free(base);
     sy_info("stopped");
+out_keys:
+    dp_feedback_seen_free(px.feedback_seen);
+    px.feedback_seen = NULL;
+    dp_proxy_keys_cleanup(&px);
 out_log:
     if (px.access_log_fd >= 0)
         close(px.access_log_fd);

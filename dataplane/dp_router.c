@@ -103,6 +103,7 @@ static void rank(const struct dp_snapshot *snap, const struct sy_route *route,
 
     switch (route->strategy) {
     case SY_STRATEGY_WEIGHTED:
+    case SY_STRATEGY_LEARNED: /* weighted; the control plane rewrites the weights */
         order_weighted(r, n, rng);
         return;
     case SY_STRATEGY_PRIORITY:
@@ -164,19 +165,105 @@ static void rank(const struct dp_snapshot *snap, const struct sy_route *route,
     }
 }
 
+const struct sy_experiment *dp_route_experiment(const struct sy_policy *pol,
+                                                const struct sy_route *route)
+{
+    if (!route || route->experiment >= pol->n_experiments)
+        return NULL;
+    return &pol->experiments[route->experiment];
+}
+
+static bool nonempty(const char *s)
+{
+    return s && *s;
+}
+
+const char *dp_experiment_key(const struct sy_experiment *ex, const char *user, const char *tenant,
+                              const char *header)
+{
+    switch (ex->sticky) {
+    case SY_STICKY_USER:
+        return nonempty(user) ? user : nonempty(tenant) ? tenant : NULL;
+    case SY_STICKY_HEADER:
+        return nonempty(header) ? header : NULL;
+    case SY_STICKY_TENANT:
+        return nonempty(tenant) ? tenant : NULL;
+    case SY_STICKY_REQUEST:
+        return NULL;
+    }
+    return NULL;
+}
+
+/* FNV-1a 64 over <len> bytes of <p>, continuing from <h>. */
+static uint64_t fnv1a(uint64_t h, const void *p, size_t len)
+{
+    const unsigned char *b = p;
+
+    for (size_t i = 0; i < len; i++) {
+        h ^= b[i];
+        h *= 0x100000001b3ULL;
+    }
+    return h;
+}
+
+size_t dp_experiment_pick(const struct sy_experiment *ex, const char *key, uint64_t *rng)
+{
+    uint64_t total = 0, x;
+
+    for (size_t i = 0; i < ex->n_arms; i++)
+        total += ex->arms[i].share;
+    if (ex->n_arms == 0 || total == 0)
+        return 0;
+    if (key) {
+        /* The NUL between name and key keeps ("ab", "c") and ("a", "bc") apart. */
+        uint64_t h = fnv1a(0xcbf29ce484222325ULL, ex->name, strlen(ex->name) + 1);
+        x = mix64(fnv1a(h, key, strlen(key))) % total;
+    } else {
+        x = dp_rand_next(rng) % total;
+    }
+    for (size_t i = 0; i < ex->n_arms; i++) {
+        if (x < ex->arms[i].share)
+            return i;
+        x -= ex->arms[i].share;
+    }
+    return ex->n_arms - 1;
+}
+
 int dp_plan_build(const struct dp_snapshot *snap, const struct sy_route *route,
                   const struct sy_model *direct, const struct dp_features *f, uint64_t *rng,
                   uint64_t now_us, struct dp_plan *out, char *why, size_t why_len)
+{
+    return dp_plan_build_arm(snap, route, NULL, direct, f, rng, now_us, out, why, why_len);
+}
+
+/* Whether <arm> lists model <m> among its targets. */
+static bool arm_lists(const struct sy_arm *arm, size_t m)
+{
+    for (size_t i = 0; i < arm->n_targets; i++)
+        if (arm->targets[i].model == m)
+            return true;
+    return false;
+}
+
+int dp_plan_build_arm(const struct dp_snapshot *snap, const struct sy_route *route,
+                      const struct sy_arm *arm, const struct sy_model *direct,
+                      const struct dp_features *f, uint64_t *rng, uint64_t now_us,
+                      struct dp_plan *out, char *why, size_t why_len)
 {
     const struct sy_policy *pol = snap->policy;
     struct ranked r[DP_MAX_CANDIDATES];
     size_t n = 0, n_eligible = 0;
 
     out->route = route;
+    out->arm = route ? arm : NULL;
     out->n = 0;
     out->panic = false;
     if (!route) {
         r[n++] = (struct ranked){.model = (size_t)(direct - pol->models), .weight = 1};
+    } else if (out->arm) {
+        for (size_t i = 0; i < arm->n_targets && n < DP_MAX_CANDIDATES; i++)
+            r[n++] =
+                (struct ranked){.model = arm->targets[i].model, .weight = arm->targets[i].weight};
     } else {
         for (size_t i = 0; i < route->n_targets && n < DP_MAX_CANDIDATES; i++)
             r[n++] = (struct ranked){.model = route->targets[i].model,
@@ -197,7 +284,9 @@ int dp_plan_build(const struct dp_snapshot *snap, const struct sy_route *route,
         if (dp_health_usable(snap->health[r[i].model], &pol->resilience, now_us))
             r[n++] = r[i];
     }
-    if (route && n > 1)
+    if (out->arm && n > 1)
+        order_weighted(r, n, rng);
+    else if (route && n > 1)
         rank(snap, route, f, rng, r, n);
     for (size_t i = 0; i < n; i++)
         out->c[out->n++] = (struct dp_candidate){
@@ -207,6 +296,8 @@ int dp_plan_build(const struct dp_snapshot *snap, const struct sy_route *route,
         size_t m = route->fallback[i];
         if (!dp_provider_eligible(&pol->providers[pol->models[m].provider], f))
             continue;
+        if (out->arm && arm_lists(arm, m))
+            continue; /* the arm's own target: tried (or skipped) above */
         n_eligible++;
         if (!dp_health_usable(snap->health[m], &pol->resilience, now_us))
             continue;
@@ -235,6 +326,8 @@ int dp_plan_build(const struct dp_snapshot *snap, const struct sy_route *route,
             .model = &pol->models[all[i].model], .model_index = all[i].model, .fallback = false};
     for (size_t i = 0; route && i < route->n_fallback && out->n < DP_MAX_CANDIDATES; i++) {
         size_t m = route->fallback[i];
+        if (out->arm && arm_lists(arm, m))
+            continue;
         if (dp_provider_eligible(&pol->providers[pol->models[m].provider], f))
             out->c[out->n++] =
                 (struct dp_candidate){.model = &pol->models[m], .model_index = m, .fallback = true};
