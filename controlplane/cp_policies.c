@@ -414,6 +414,39 @@ out_store_error:
     return rc;
 }
 
+int64_t cp_policies_activate_if(struct cp_policies *ps, int64_t v, int64_t expected, char **errmsg)
+{
+    int64_t cur, rev;
+    char *val;
+    int rc;
+
+    if (v <= expected) {
+        *errmsg =
+            sy_xasprintf("version %" PRId64 " is not newer than version %" PRId64, v, expected);
+        return -EINVAL;
+    }
+    rc = read_active(ps, &cur, &rev);
+    if (rc < 0) {
+        *errmsg = sy_xasprintf("store error: %s", strerror(-rc));
+        return rc;
+    }
+    if (cur != expected)
+        return -EAGAIN;
+    val = sy_xasprintf("{\"version\":%" PRId64 ",\"activated_unix_ms\":%" PRIu64 "}", v,
+                       sy_wall_us() / 1000);
+    /* On the pointer's mod_revision: any activation since the read makes this fail. */
+    rc = cp_store_cas(ps->store, CP_ACTIVE_KEY, val, strlen(val), rev, NULL);
+    free(val);
+    if (rc == -EEXIST)
+        return -EAGAIN;
+    if (rc < 0) {
+        *errmsg = sy_xasprintf("cannot activate version %" PRId64 ": %s", v, strerror(-rc));
+        return rc;
+    }
+    follow_active(ps, v);
+    return v;
+}
+
 int64_t cp_policies_active_version(struct cp_policies *ps)
 {
     int64_t v;

@@ -73,6 +73,13 @@ int64_t cp_policies_push(struct cp_policies *ps, const char *src, size_t len, co
 int64_t cp_policies_activate(struct cp_policies *ps, int64_t v, int64_t *rollback_of,
                              char **errmsg);
 
+/* Makes the stored version <v> active only while version <expected> still is: for writers
+ * that built <v> from <expected> (the learner) and must not override a version someone else
+ * activated in between. Never stores a rollback copy. Returns <v>; -EAGAIN when the active
+ * version is no longer <expected> (nothing changed); -EINVAL when <v> is not newer than
+ * <expected>; or another negative errno with *errmsg (store failure). */
+int64_t cp_policies_activate_if(struct cp_policies *ps, int64_t v, int64_t expected, char **errmsg);
+
 /* Loads version <v> (caller frees with cp_version_free). 0, -ENOENT or -errno. */
 int cp_policies_get(struct cp_policies *ps, int64_t v, struct cp_version **out);
 void cp_version_free(struct cp_version *v);

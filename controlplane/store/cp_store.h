@@ -60,6 +60,23 @@ struct cp_store_ops {
                  void *arg);
     /* Is the store reachable now? (cheap; for /readyz) */
     bool (*healthy)(struct cp_store *s);
+    /* Leader election, one round: called about once a second by each would-be leader, with
+     * the same <key>, its own <id> (unique per replica) and <ttl_s> (> 0, the same every
+     * call). Sets *leader to whether this caller leads now. The leader holds <key> (value
+     * <id>) for as long as it keeps calling: etcd ties the key to a lease of <ttl_s> that
+     * each call renews, so a leader that stops calling (crash, partition) loses the key
+     * within <ttl_s> and another caller takes it on its next round; the file store has one
+     * process (it holds the directory's lock), which always leads. Each key is its own
+     * election (at most 8 per store, then -ENOSPC). Returns 0, or -errno when the store did
+     * not answer (or -EINVAL for an empty key or id, ttl_s <= 0); *leader
+     * is set in every case, and stays true on an error only while the last confirmed
+     * renewal is younger than <ttl_s> minus a second, so two replicas never both believe
+     * they lead for longer than a clock tick. */
+    int (*campaign)(struct cp_store *s, const char *key, const char *id, int ttl_s, bool *leader);
+    /* Gives up what campaign won, at once (etcd: revokes the lease, which deletes <key>), so
+     * another replica takes over on its next round instead of after the TTL. 0 when there
+     * was nothing to give up; -errno when the store did not answer. */
+    int (*resign)(struct cp_store *s, const char *key);
     /* Stops watches and frees. Must not be called from a watch callback. */
     void (*free)(struct cp_store *s);
 };
@@ -108,6 +125,15 @@ static inline int cp_store_watch(struct cp_store *s, const char *prefix, int64_t
 static inline bool cp_store_healthy(struct cp_store *s)
 {
     return s->ops->healthy(s);
+}
+static inline int cp_store_campaign(struct cp_store *s, const char *key, const char *id, int ttl_s,
+                                    bool *leader)
+{
+    return s->ops->campaign(s, key, id, ttl_s, leader);
+}
+static inline int cp_store_resign(struct cp_store *s, const char *key)
+{
+    return s->ops->resign(s, key);
 }
 static inline void cp_store_free(struct cp_store *s)
 {

@@ -14,6 +14,14 @@
  * exactly after the last event the callback saw: nothing lost, nothing twice. The stream
  * is driven by a curl multi handle so that free() can wake it (curl_multi_wakeup) and
  * join at once.
+ *
+ * Leader election (campaign) is etcd's lease pattern: each candidate holds a lease of the
+ * TTL it asks for and renews it on every round (/v3/lease/keepalive); the leader is whoever
+ * created the key with its lease attached (a txn: create_revision == 0, then put with the
+ * lease). A leader that stops renewing loses the lease, etcd deletes the key, and the next
+ * candidate's create succeeds. Each key has its own lease, so giving up one election never
+ * ends another. The campaigns (lease, standing) are guarded by <cmu>, separate from <mu> so
+ * that a round never holds up other calls for longer than one request.
  */
 #include "cp_store_etcd.h"
 
@@ -49,6 +57,17 @@ struct etcd_buf {
     bool overflow;
 };
 
+/* Most election keys one store campaigns for (a few single-writer jobs). */
+#define ETCD_MAX_CAMPAIGNS 8
+
+/* One election this store takes part in. */
+struct etcd_campaign {
+    char *key;             /* without the prefix */
+    int64_t lease;         /* our lease for it, 0 = none */
+    bool leading;          /* the key holds our id under our lease, as last seen */
+    uint64_t confirmed_us; /* sy_now_us() before the last request that confirmed it */
+};
+
 struct etcd_store {
     struct cp_store base; /* base.prefix: owned copy of the key prefix */
     char **endpoints;     /* "http://H:P", no trailing '/' */
@@ -76,6 +95,11 @@ struct etcd_store {
     atomic_bool stop;
     pthread_mutex_t wmu; /* with wcond: the backoff sleep */
     pthread_cond_t wcond;
+
+    /* Leader elections, guarded by cmu. */
+    pthread_mutex_t cmu;
+    struct etcd_campaign camps[ETCD_MAX_CAMPAIGNS];
+    size_t n_camps;
 };
 
 static struct etcd_store *es_of(struct cp_store *s)
@@ -595,6 +619,252 @@ static bool es_healthy(struct cp_store *base)
     return rc == 0;
 }
 
+/* ---- leader election ---- */
+
+/* POST /v3/lease/grant: a new lease of <ttl_s> seconds in *id. Returns 0 or -errno. */
+static int lease_grant(struct etcd_store *s, int ttl_s, int64_t *id)
+{
+    cJSON *req = cJSON_CreateObject(), *resp = NULL;
+    int rc;
+
+    cJSON_AddNumberToObject(req, "TTL", ttl_s);
+    rc = etcd_call(s, "/v3/lease/grant", req, false, &resp, NULL);
+    cJSON_Delete(req);
+    if (rc == 0 && (get_i64(resp, "ID", id) < 0 || *id == 0)) {
+        sy_error("lease grant: no lease ID in etcd's answer");
+        rc = -EIO;
+    }
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* POST /v3/lease/keepalive: renews lease <id>; *alive says whether it still existed (etcd
+ * answers an expired or unknown lease with a TTL of 0). Returns 0 or -errno. */
+static int lease_keepalive(struct etcd_store *s, int64_t id, bool *alive)
+{
+    cJSON *req = cJSON_CreateObject(), *resp = NULL;
+    int64_t ttl = 0;
+    int rc;
+
+    add_i64(req, "ID", id);
+    /* Renewing twice is harmless, so it may be retried on another endpoint. */
+    rc = etcd_call(s, "/v3/lease/keepalive", req, true, &resp, NULL);
+    cJSON_Delete(req);
+    if (rc == 0 && get_i64(cJSON_GetObjectItemCaseSensitive(resp, "result"), "TTL", &ttl) < 0)
+        rc = -EIO;
+    *alive = rc == 0 && ttl > 0;
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* Does the etcd kv object <kv> hold <id> under <lease>? */
+static bool kv_is_ours(const cJSON *kv, const char *id, int64_t lease)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(kv, "value");
+    int64_t kv_lease = 0;
+    char *value = NULL;
+    size_t len = 0;
+    bool ours;
+
+    if (!cJSON_IsString(v) || get_i64(kv, "lease", &kv_lease) < 0 || kv_lease != lease)
+        return false;
+    if (b64_decode(v->valuestring, &value, &len) < 0)
+        return false;
+    ours = len == strlen(id) && memcmp(value, id, len) == 0;
+    free(value);
+    return ours;
+}
+
+/* One txn: creates <fk> = <id> with <lease> unless the key exists, and reads it when it
+ * does. *ours: we created it now, or it already holds <id> under <lease> (we led before a
+ * failed round). Returns 0 or -errno. */
+static int try_acquire(struct etcd_store *s, const char *fk, const char *id, int64_t lease,
+                       bool *ours)
+{
+    cJSON *req = cJSON_CreateObject(), *cmp = cJSON_CreateObject(), *op, *put, *get;
+    cJSON *resp = NULL;
+    const cJSON *r, *kvs;
+    int rc;
+
+    *ours = false;
+    cJSON_AddStringToObject(cmp, "target", "CREATE");
+    cJSON_AddStringToObject(cmp, "result", "EQUAL");
+    add_b64(cmp, "key", fk, strlen(fk));
+    add_i64(cmp, "create_revision", 0);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "compare"), cmp);
+    put = cJSON_CreateObject();
+    add_b64(put, "key", fk, strlen(fk));
+    add_b64(put, "value", id, strlen(id));
+    add_i64(put, "lease", lease);
+    op = cJSON_CreateObject();
+    cJSON_AddItemToObject(op, "request_put", put);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "success"), op);
+    get = cJSON_CreateObject();
+    add_b64(get, "key", fk, strlen(fk));
+    op = cJSON_CreateObject();
+    cJSON_AddItemToObject(op, "request_range", get);
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(req, "failure"), op);
+
+    rc = etcd_call(s, "/v3/kv/txn", req, false, &resp, NULL);
+    cJSON_Delete(req);
+    if (rc < 0)
+        return rc;
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(resp, "succeeded"))) {
+        *ours = true;
+    } else {
+        r = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "responses"), 0);
+        kvs = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(r, "response_range"), "kvs");
+        /* No kvs: the holder's lease expired between the compare and the read. The next
+         * round will take the key. */
+        *ours = kv_is_ours(cJSON_GetArrayItem(kvs, 0), id, lease);
+    }
+    cJSON_Delete(resp);
+    return 0;
+}
+
+/* Reads <fk>: *ours when it holds <id> under <lease>. Returns 0 or -errno. */
+static int holds_key(struct etcd_store *s, const char *fk, const char *id, int64_t lease,
+                     bool *ours)
+{
+    cJSON *resp = NULL;
+    int rc = es_range_full(s, fk, false, false, &resp, NULL);
+
+    *ours =
+        rc == 0 &&
+        kv_is_ours(cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(resp, "kvs"), 0), id, lease);
+    cJSON_Delete(resp);
+    return rc;
+}
+
+/* One round of <c>: renew (or get) its lease, then confirm or try to take the key. Caller
+ * holds cmu. Returns 0 or -errno; c->leading is the outcome. */
+static int campaign_round(struct etcd_store *s, struct etcd_campaign *c, const char *fk,
+                          const char *id, int ttl_s)
+{
+    uint64_t t0 = sy_now_us();
+    bool alive = false, ours = false;
+    int rc;
+
+    if (c->lease) {
+        rc = lease_keepalive(s, c->lease, &alive);
+        if (rc < 0)
+            return rc;
+        if (!alive) {
+            if (c->leading)
+                sy_warn("%s: our lease expired; no longer the leader", c->key);
+            c->lease = 0;
+            c->leading = false;
+        }
+    }
+    if (!c->lease) {
+        rc = lease_grant(s, ttl_s, &c->lease);
+        if (rc < 0)
+            return rc;
+    }
+    if (c->leading) {
+        rc = holds_key(s, fk, id, c->lease, &ours);
+        if (rc < 0)
+            return rc;
+        if (ours) {
+            c->confirmed_us = t0;
+            return 0;
+        }
+        sy_warn("%s: the key no longer holds our id; no longer the leader", c->key);
+        c->leading = false;
+    }
+    rc = try_acquire(s, fk, id, c->lease, &ours);
+    if (rc < 0)
+        return rc;
+    if (ours) {
+        sy_info("%s: %s is the leader (lease %" PRId64 ", %d s)", c->key, id, c->lease, ttl_s);
+        c->leading = true;
+        c->confirmed_us = t0;
+    }
+    return 0;
+}
+
+/* The campaign for <key>, added when <add>; NULL when absent (or no room). Caller holds
+ * cmu. */
+static struct etcd_campaign *find_campaign(struct etcd_store *s, const char *key, bool add)
+{
+    for (size_t i = 0; i < s->n_camps; i++) {
+        if (strcmp(s->camps[i].key, key) == 0)
+            return &s->camps[i];
+    }
+    if (!add || s->n_camps == ETCD_MAX_CAMPAIGNS)
+        return NULL;
+    s->camps[s->n_camps].key = sy_xstrdup(key);
+    return &s->camps[s->n_camps++];
+}
+
+static int es_campaign(struct cp_store *base, const char *key, const char *id, int ttl_s,
+                       bool *leader)
+{
+    struct etcd_store *s = es_of(base);
+    struct etcd_campaign *c;
+    char *fk;
+    int rc;
+
+    *leader = false;
+    rc = check_key(key, strlen(id));
+    if (rc < 0 || ttl_s <= 0 || !id[0])
+        return rc < 0 ? rc : -EINVAL;
+    pthread_mutex_lock(&s->cmu);
+    c = find_campaign(s, key, true);
+    if (!c) {
+        pthread_mutex_unlock(&s->cmu);
+        return -ENOSPC;
+    }
+    fk = full_key(s, key);
+    rc = campaign_round(s, c, fk, id, ttl_s);
+    free(fk);
+    /* Unconfirmed: the lease may run out at etcd while we cannot tell. Keep leading only
+     * while the last confirmation is recent enough that the lease cannot have expired
+     * (a second of margin for the clock and the request in flight). */
+    if (rc < 0 && c->leading &&
+        sy_now_us() - c->confirmed_us + 1000000u >= (uint64_t)ttl_s * 1000000u) {
+        sy_warn("%s: leadership unconfirmed for %d s (%s); stepping down", c->key, ttl_s,
+                strerror(-rc));
+        c->leading = false;
+    }
+    *leader = c->leading;
+    pthread_mutex_unlock(&s->cmu);
+    return rc;
+}
+
+static int es_resign(struct cp_store *base, const char *key)
+{
+    struct etcd_store *s = es_of(base);
+    struct etcd_campaign *c;
+    cJSON *req, *resp = NULL;
+    char *why = NULL;
+    int rc = 0;
+
+    pthread_mutex_lock(&s->cmu);
+    c = find_campaign(s, key, false);
+    if (c && c->lease) {
+        req = cJSON_CreateObject();
+        add_i64(req, "ID", c->lease);
+        /* Revoking deletes every key attached to the lease: the next candidate's create
+         * succeeds at once. A lease that already expired is "not found": nothing to do. */
+        rc = etcd_call(s, "/v3/lease/revoke", req, false, &resp, &why);
+        cJSON_Delete(req);
+        cJSON_Delete(resp);
+        if (rc < 0 && why && strstr(why, "lease not found"))
+            rc = 0;
+        if (rc < 0)
+            sy_warn("%s: cannot revoke our lease: %s", key, why ? why : strerror(-rc));
+        else if (c->leading)
+            sy_info("%s: resigned", key);
+        free(why);
+        c->lease = 0;
+        c->leading = false;
+    }
+    pthread_mutex_unlock(&s->cmu);
+    return rc;
+}
+
 /* ---- the watch thread ---- */
 
 /* Handles one line of the watch stream. Returns 0, or -1 to drop the stream. */
@@ -861,6 +1131,9 @@ static void es_free(struct cp_store *base)
     for (size_t i = 0; i < s->n_endpoints; i++)
         free(s->endpoints[i]);
     free(s->endpoints);
+    for (size_t i = 0; i < s->n_camps; i++)
+        free(s->camps[i].key);
+    pthread_mutex_destroy(&s->cmu);
     pthread_cond_destroy(&s->wcond);
     pthread_mutex_destroy(&s->wmu);
     pthread_mutex_destroy(&s->mu);
@@ -877,6 +1150,8 @@ static const struct cp_store_ops etcd_ops = {
     .del = es_del,
     .watch = es_watch,
     .healthy = es_healthy,
+    .campaign = es_campaign,
+    .resign = es_resign,
     .free = es_free,
 };
 
@@ -918,6 +1193,7 @@ struct cp_store *cp_store_etcd_open(const char *endpoints, const char *prefix, c
     s->base.prefix = sy_xstrdup(prefix ? prefix : "");
     pthread_mutex_init(&s->mu, NULL);
     pthread_mutex_init(&s->wmu, NULL);
+    pthread_mutex_init(&s->cmu, NULL);
     pthread_cond_init(&s->wcond, NULL);
     atomic_init(&s->stop, false);
 

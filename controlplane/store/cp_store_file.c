@@ -645,6 +645,37 @@ static int fs_watch(struct cp_store *base, const char *prefix, int64_t from_rev,
     return rc;
 }
 
+/* One process owns the directory (LOCK is flock()ed while the store is open), so it leads
+ * whenever it asks. The key is still written, once, so that whoever reads it (GET /v1/learn)
+ * finds the leader's id whatever the backend. */
+static int fs_campaign(struct cp_store *base, const char *key, const char *id, int ttl_s,
+                       bool *leader)
+{
+    struct file_store *s = fs_of(base);
+    struct cp_kv *kv = NULL;
+    int rc;
+
+    *leader = false;
+    rc = check_key(key, strlen(id));
+    if (rc < 0 || ttl_s <= 0 || !id[0])
+        return rc < 0 ? rc : -EINVAL;
+    *leader = true;
+    rc = fs_get(base, key, &kv); /* from memory: cheap enough for every round */
+    if (rc == 0 && kv->value_len == strlen(id) && memcmp(kv->value, id, kv->value_len) == 0) {
+        cp_kv_free(kv);
+        return 0;
+    }
+    cp_kv_free(kv);
+    return fs_write(s, key, id, strlen(id), false, 0, NULL);
+}
+
+static int fs_resign(struct cp_store *base, const char *key)
+{
+    (void)base;
+    (void)key;
+    return 0; /* nobody else could take over: the directory stays locked until free() */
+}
+
 static bool fs_healthy(struct cp_store *base)
 {
     struct file_store *s = fs_of(base);
@@ -701,6 +732,8 @@ static const struct cp_store_ops file_ops = {
     .del = fs_del,
     .watch = fs_watch,
     .healthy = fs_healthy,
+    .campaign = fs_campaign,
+    .resign = fs_resign,
     .free = fs_free,
 };
 

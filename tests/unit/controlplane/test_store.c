@@ -715,7 +715,123 @@ static void test_file_unwritable(void **state)
     assert_int_equal(cp_store_get(t->s, "/k", &kv), -ENOENT);
 }
 
+/* The file store's one process always leads; the key names it for readers. */
+static void test_file_campaign(void **state)
+{
+    struct tctx *t = *state;
+    struct cp_kv *kv = NULL;
+    bool leader = false;
+    int64_t rev = 0;
+
+    assert_int_equal(cp_store_campaign(t->s, "/learn/leader", "cp-a", 5, &leader), 0);
+    assert_true(leader);
+    assert_int_equal(cp_store_get(t->s, "/learn/leader", &kv), 0);
+    assert_string_equal(kv->value, "cp-a");
+    rev = kv->mod_revision;
+    cp_kv_free(kv);
+    /* Later rounds do not write again (no fsync a second). */
+    leader = false;
+    assert_int_equal(cp_store_campaign(t->s, "/learn/leader", "cp-a", 5, &leader), 0);
+    assert_true(leader);
+    assert_int_equal(cp_store_get(t->s, "/learn/leader", &kv), 0);
+    assert_int_equal(kv->mod_revision, rev);
+    cp_kv_free(kv);
+    /* Another election; bad arguments. */
+    assert_int_equal(cp_store_campaign(t->s, "/other", "cp-a", 5, &leader), 0);
+    assert_true(leader);
+    assert_int_equal(cp_store_campaign(t->s, "/other", "", 5, &leader), -EINVAL);
+    assert_false(leader);
+    assert_int_equal(cp_store_campaign(t->s, "", "cp-a", 5, &leader), -EINVAL);
+    assert_int_equal(cp_store_campaign(t->s, "/learn/leader", "cp-a", 0, &leader), -EINVAL);
+    assert_int_equal(cp_store_resign(t->s, "/learn/leader"), 0);
+}
+
 /* ---- etcd only ---- */
+
+/* Runs one campaign round of <s> and returns whether it leads (the round must succeed). */
+static bool round_of(struct cp_store *s, const char *id, int ttl_s)
+{
+    bool leader = true;
+    int rc = cp_store_campaign(s, "/leader", id, ttl_s, &leader);
+
+    if (rc != 0)
+        fail_msg("campaign(%s) -> %d", id, rc);
+    return leader;
+}
+
+/* Reads the value of /leader on <s> into <buf> ("" when absent). */
+static const char *leader_value(struct cp_store *s, char *buf, size_t len)
+{
+    struct cp_kv *kv = NULL;
+
+    buf[0] = '\0';
+    if (cp_store_get(s, "/leader", &kv) == 0)
+        snprintf(buf, len, "%s", kv->value);
+    cp_kv_free(kv);
+    return buf;
+}
+
+/* Two candidates on one etcd: exactly one leads, round after round; when the leader stops
+ * renewing, the other takes over once the lease runs out (not before), and the old leader
+ * coming back finds itself a follower. */
+static void test_etcd_campaign(void **state)
+{
+    struct tctx *t = *state;
+    const int ttl = 2; /* etcd's smallest lease with the default heartbeat */
+    char buf[64];
+    bool a, b;
+    uint64_t t0, took;
+
+    a = round_of(t->s, "cp-a", ttl);
+    b = round_of(t->s2, "cp-b", ttl);
+    assert_true(a);
+    assert_false(b);
+    assert_string_equal(leader_value(t->s2, buf, sizeof(buf)), "cp-a");
+    for (int i = 0; i < 5; i++) {
+        usleep(300 * 1000);
+        assert_true(round_of(t->s, "cp-a", ttl));
+        assert_false(round_of(t->s2, "cp-b", ttl));
+    }
+    /* Another key is another election: cp-b may lead that one while cp-a leads this. */
+    assert_int_equal(cp_store_campaign(t->s2, "/leader2", "cp-b", ttl, &b), 0);
+    assert_true(b);
+    assert_int_equal(cp_store_campaign(t->s, "/leader2", "cp-a", ttl, &a), 0);
+    assert_false(a);
+    assert_int_equal(cp_store_resign(t->s2, "/leader2"), 0);
+
+    /* cp-a stops renewing (a crash): cp-b leads within the TTL plus etcd's expiry tick. */
+    t0 = now_ms();
+    while (!round_of(t->s2, "cp-b", ttl)) {
+        if (now_ms() - t0 > (uint64_t)ttl * 1000 + 3000)
+            fail_msg("cp-b did not take over within %d ms", ttl * 1000 + 3000);
+        usleep(100 * 1000);
+    }
+    took = now_ms() - t0;
+    print_message("    takeover after %" PRIu64 " ms (lease %d s)\n", took, ttl);
+    assert_true(took >= 1000); /* the lease was still alive for a while */
+    assert_string_equal(leader_value(t->s, buf, sizeof(buf)), "cp-b");
+
+    /* cp-a is back: its lease is gone, it gets a new one and follows. */
+    assert_false(round_of(t->s, "cp-a", ttl));
+    assert_true(round_of(t->s2, "cp-b", ttl));
+    assert_false(round_of(t->s, "cp-a", ttl));
+}
+
+/* A leader that resigns hands over at once: the other's next round wins. */
+static void test_etcd_campaign_resign(void **state)
+{
+    struct tctx *t = *state;
+    char buf[64];
+
+    assert_true(round_of(t->s, "cp-a", 5));
+    assert_false(round_of(t->s2, "cp-b", 5));
+    assert_int_equal(cp_store_resign(t->s, "/leader"), 0);
+    assert_string_equal(leader_value(t->s2, buf, sizeof(buf)), "");
+    assert_true(round_of(t->s2, "cp-b", 5));
+    assert_false(round_of(t->s, "cp-a", 5));
+    assert_int_equal(cp_store_resign(t->s, "/leader"), 0); /* nothing held: fine */
+    assert_int_equal(cp_store_resign(t->s2, "/leader"), 0);
+}
 
 static void test_etcd_unreachable(void **state)
 {
@@ -795,6 +911,35 @@ static void wait_stopped(pid_t pid)
     }
 }
 
+/* A leader whose etcd stops answering keeps leading while its lease must still be alive,
+ * then steps down, and says the store failed each time. */
+static void test_etcd_campaign_unreachable(void **state)
+{
+    struct tctx *t = *state;
+    bool leader = false;
+    uint64_t t0;
+    int rc;
+
+    assert_true(round_of(t->s, "cp-a", 5));
+    kill(etcd.pid, SIGSTOP);
+    wait_stopped(etcd.pid);
+    t0 = now_ms();
+    /* The first round times out after 3 s: 3 s + 1 s of margin < 5 s, still leading. */
+    rc = cp_store_campaign(t->s, "/leader", "cp-a", 5, &leader);
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_true(leader);
+    /* The second ends 6 s after the last renewal: the lease may be gone, step down. */
+    rc = cp_store_campaign(t->s, "/leader", "cp-a", 5, &leader);
+    print_message("    frozen etcd: stepped down after %" PRIu64 " ms\n", now_ms() - t0);
+    assert_int_equal(rc, -ETIMEDOUT);
+    assert_false(leader);
+    kill(etcd.pid, SIGCONT);
+    /* etcd answers again: the key still holds our id under our (renewed) lease, so the
+     * next round finds it is the leader again; or the lease ran out and it wins anew. */
+    assert_true(round_of(t->s, "cp-a", 5));
+    assert_false(round_of(t->s2, "cp-b", 5));
+}
+
 /* etcd stops answering, then dies, then comes back on the same data: calls fail within
  * the timeouts instead of hanging, and the watch resumes without losing or repeating. */
 static void test_etcd_kill_restart(void **state)
@@ -872,12 +1017,16 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_file_corrupt, file_setup, file_teardown),
         cmocka_unit_test_setup_teardown(test_file_kill9, file_setup, file_teardown),
         cmocka_unit_test_setup_teardown(test_file_unwritable, file_setup, file_teardown),
+        cmocka_unit_test_setup_teardown(test_file_campaign, file_setup, file_teardown),
     };
     const struct CMUnitTest etcd_store[] = {
         SUITE(etcd_setup, etcd_teardown),
         cmocka_unit_test(test_etcd_unreachable),
         cmocka_unit_test(test_etcd_failover),
         cmocka_unit_test_setup_teardown(test_etcd_prefix_isolation, etcd_setup, etcd_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_campaign, etcd_setup, etcd_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_campaign_resign, etcd_setup, etcd_teardown),
+        cmocka_unit_test_setup_teardown(test_etcd_campaign_unreachable, etcd_setup, etcd_teardown),
         /* Last: it kills and restarts the shared etcd. */
         cmocka_unit_test_setup_teardown(test_etcd_kill_restart, etcd_setup, etcd_teardown),
     };
