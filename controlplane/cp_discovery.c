@@ -48,6 +48,8 @@ struct cp_discovery {
     char version[24];
     uint64_t nonce_seq;
     struct fleet_node *nodes; /* guarded by lock */
+    uint8_t fleet_key[64];    /* sent in every snapshot (docs/feedback.md) */
+    size_t fleet_key_len;
 };
 
 static int64_t now_ms(void)
@@ -101,6 +103,8 @@ static void build_snapshot(struct cp_discovery *d)
     snap.created_unix_ms = d->active->created_unix_ms;
     snap.note = d->active->note;
     snap.hash = d->active->hash;
+    snap.fleet_key.data = d->fleet_key;
+    snap.fleet_key.len = d->fleet_key_len;
     d->snapshot_len = switchyard__v1__policy_snapshot__get_packed_size(&snap);
     d->snapshot = sy_xmalloc(d->snapshot_len);
     switchyard__v1__policy_snapshot__pack(&snap, d->snapshot);
@@ -225,6 +229,14 @@ struct cp_discovery *cp_discovery_new(const char *cp_id)
     d->cp_id = sy_xstrdup(cp_id);
     pthread_mutex_init(&d->lock, NULL);
     return d;
+}
+
+void cp_discovery_set_fleet_key(struct cp_discovery *d, const uint8_t *key, size_t len)
+{
+    pthread_mutex_lock(&d->lock);
+    d->fleet_key_len = len < sizeof(d->fleet_key) ? len : sizeof(d->fleet_key);
+    memcpy(d->fleet_key, key, d->fleet_key_len);
+    pthread_mutex_unlock(&d->lock);
 }
 
 int cp_discovery_register(struct cp_discovery *d, struct sy_grpc_server *srv)

@@ -11,6 +11,9 @@
 #ifndef CP_DISCOVERY_H
 #define CP_DISCOVERY_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "cp_policies.h"
 
 struct cp_discovery;
@@ -21,6 +24,10 @@ struct cJSON;
 
 /* Creates the service; <cp_id> names this control plane in nonces and logs. */
 struct cp_discovery *cp_discovery_new(const char *cp_id);
+
+/* The fleet key every snapshot carries (proxies sign request ids with it). Before the first
+ * active version is set. At most 64 bytes are kept. */
+void cp_discovery_set_fleet_key(struct cp_discovery *d, const uint8_t *key, size_t len);
 
 /* Registers StreamPolicies on <srv> (before the server starts). Returns 0 or -errno. */
 int cp_discovery_register(struct cp_discovery *d, struct sy_grpc_server *srv);

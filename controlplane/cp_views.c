@@ -9,6 +9,7 @@
 #include <cJSON.h>
 
 #include "cp_admin.h"
+#include "cp_feedback.h"
 #include "cp_policies.h"
 #include "cp_reply.h"
 #include "cp_spend.h"
@@ -111,12 +112,15 @@ static void handle_metrics(struct sy_http_req *req, const char *rest, void *arg)
 {
     struct cp_views *v = arg;
     struct cp_stats_counters c;
+    uint64_t fb_ok = 0, fb_dup = 0, fb_bad = 0;
     size_t len;
     char *fleet, *text;
 
     if (!get_only(req, rest))
         return;
     cp_stats_counters(v->stats, &c);
+    if (v->feedback)
+        cp_feedback_counters(v->feedback, &fb_ok, &fb_dup, &fb_bad);
     fleet = cp_stats_metrics(v->stats, &len);
     text = sy_xasprintf(
         "%s"
@@ -137,9 +141,14 @@ static void handle_metrics(struct sy_http_req *req, const char *rest, void *arg)
         "# HELP switchyard_control_telemetry_coalesced_intervals_total Intervals the proxies "
         "merged into later reports while their backlog was full.\n"
         "# TYPE switchyard_control_telemetry_coalesced_intervals_total counter\n"
-        "switchyard_control_telemetry_coalesced_intervals_total %" PRIu64 "\n",
+        "switchyard_control_telemetry_coalesced_intervals_total %" PRIu64 "\n"
+        "# HELP switchyard_control_feedback_total Feedback received, by outcome.\n"
+        "# TYPE switchyard_control_feedback_total counter\n"
+        "switchyard_control_feedback_total{outcome=\"accepted\"} %" PRIu64 "\n"
+        "switchyard_control_feedback_total{outcome=\"duplicate\"} %" PRIu64 "\n"
+        "switchyard_control_feedback_total{outcome=\"refused\"} %" PRIu64 "\n",
         fleet, cp_policies_active_version(v->policies), c.proxies_connected, c.reports,
-        c.duplicates, c.coalesced_intervals);
+        c.duplicates, c.coalesced_intervals, fb_ok, fb_dup, fb_bad);
     free(fleet);
     sy_http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
     free(text);

@@ -4,6 +4,7 @@
 #define CP_VIEWS_H
 
 struct cp_admin;
+struct cp_feedback;
 struct cp_policies;
 struct cp_spend;
 struct cp_stats;
@@ -12,6 +13,7 @@ struct cp_views {
     struct cp_stats *stats;
     struct cp_spend *spend;
     struct cp_policies *policies;
+    struct cp_feedback *feedback; /* may be NULL */
 };
 
 /* Registers the paths on <a>; <v> is borrowed and must outlive it. Returns 0 or -errno. */

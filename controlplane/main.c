@@ -2,7 +2,8 @@
  * discovery service (gRPC) and the admin API (HTTP), then runs until SIGTERM/SIGINT.
  *
  * Threads: main (admin API and signals, one libevent loop), the gRPC completion-queue
- * thread (policy streams), the store's watch thread (active-version changes).
+ * thread (policy streams), the store's watch thread (active-version changes), the learner's
+ * thread (learned routes, controlplane/learn/cp_learner.h).
  */
 #define SY_LOG_MODULE "control"
 
@@ -20,7 +21,12 @@
 
 #include "cp_admin.h"
 #include "cp_discovery.h"
+#include "cp_experiments.h"
+#include "cp_feedback.h"
+#include "cp_learner.h"
 #include "cp_policies.h"
+#include "cp_pricing.h"
+#include "cp_secrets.h"
 #include "cp_spend.h"
 #include "cp_stats.h"
 #include "cp_store.h"
@@ -39,6 +45,8 @@ struct cp_options {
     const char *etcd_prefix;
     const char *bootstrap;
     const char *id;
+    const char *pricing;        /* --pricing FILE|URL, or NULL */
+    unsigned pricing_refresh_s; /* --pricing-refresh */
 };
 
 static void usage(FILE *out)
@@ -53,6 +61,10 @@ static void usage(FILE *out)
                  "  --etcd-prefix PREFIX      key prefix in etcd (default /switchyard)\n"
                  "  --bootstrap-policy FILE   pushed as the first version when none is active\n"
                  "  --id NAME                 this replica's name (default HOSTNAME-PID)\n"
+                 "  --pricing FILE|URL        pricing catalogue applied to the active policy\n"
+                 "                            (docs/pricing.md); URL: http:// or https://\n"
+                 "  --pricing-refresh SECONDS how often the catalogue is read again (default "
+                 "300)\n"
                  "  --log-level LEVEL         debug, info (default), warn, error\n"
                  "  -h, --help                this text\n");
 }
@@ -131,6 +143,11 @@ static int run(const struct cp_options *opt)
     struct cp_spend *spend = NULL;
     struct cp_telemetry *telemetry = NULL;
     struct cp_views views;
+    struct cp_feedback *feedback = NULL;
+    struct cp_experiments *experiments = NULL;
+    uint8_t fleet_key[CP_FLEET_KEY_LEN];
+    struct cp_pricing *pricing = NULL;
+    struct cp_learner *learner = NULL;
     struct event_base *base = NULL;
     struct event *sig_term = NULL, *sig_int = NULL;
 
@@ -156,6 +173,12 @@ static int run(const struct cp_options *opt)
         goto out;
     }
     disc = cp_discovery_new(id);
+    if (cp_fleet_key_load(store, fleet_key, &err) < 0) {
+        sy_error("fleet key: %s", err ? err : "?");
+        goto out;
+    }
+    cp_discovery_set_fleet_key(disc, fleet_key, sizeof(fleet_key));
+    feedback = cp_feedback_new(store, fleet_key, sizeof(fleet_key));
     ps = cp_policies_new(store, on_active, disc, &err);
     if (!ps) {
         sy_error("%s", err ? err : "cannot load policy versions");
@@ -174,6 +197,7 @@ static int run(const struct cp_options *opt)
     telemetry = cp_telemetry_new(stats, spend);
     if (!telemetry)
         goto out;
+    cp_telemetry_set_feedback(telemetry, cp_feedback_from_telemetry, feedback);
     if (cp_discovery_register(disc, grpc) < 0 || cp_telemetry_register(telemetry, grpc) < 0 ||
         sy_grpc_server_start(grpc) < 0) {
         sy_error("cannot start the gRPC server");
@@ -192,9 +216,28 @@ static int run(const struct cp_options *opt)
     admin_fd = -1;
     if (!admin)
         goto out;
-    views = (struct cp_views){.stats = stats, .spend = spend, .policies = ps};
-    if (cp_views_register(admin, &views) < 0)
+    views = (struct cp_views){.stats = stats, .spend = spend, .policies = ps, .feedback = feedback};
+    if (cp_views_register(admin, &views) < 0 ||
+        cp_admin_add_route(admin, "/v1/feedback", cp_feedback_on_admin, feedback) < 0)
         goto out;
+    experiments = cp_experiments_new(ps, feedback, stats, store, base);
+    if (cp_experiments_register(experiments, admin) < 0)
+        goto out;
+    if (opt->pricing) {
+        pricing = cp_pricing_new(opt->pricing, opt->pricing_refresh_s, ps);
+        if (!pricing || cp_pricing_start(pricing) < 0) {
+            sy_error("--pricing %s: cannot start the catalogue thread", opt->pricing);
+            goto out;
+        }
+    }
+    /* Registered without --pricing too: it answers 404 pricing_not_configured then. */
+    cp_admin_add_route(admin, "/v1/pricing", cp_pricing_on_admin, pricing);
+    learner = cp_learner_new(&(struct cp_learner_deps){
+        .policies = ps, .feedback = feedback, .stats = stats, .store = store, .id = id});
+    if (cp_learner_register(learner, admin) < 0 || cp_learner_start(learner) < 0) {
+        sy_error("cannot start the learner");
+        goto out;
+    }
     sig_term = evsignal_new(base, SIGTERM, on_signal, base);
     sig_int = evsignal_new(base, SIGINT, on_signal, base);
     evsignal_add(sig_term, NULL);
@@ -212,12 +255,16 @@ out:
     free(err);
     /* Order: no new admin requests, no more streams, no more watch callbacks, then state. */
     cp_admin_free(admin);
+    cp_learner_free(learner); /* resigns the leadership; before the state it reads */
+    cp_experiments_free(experiments);
+    cp_pricing_free(pricing); /* before the policies and the store it pushes to */
     if (admin_fd >= 0)
         close(admin_fd);
     sy_grpc_server_free(grpc);
     cp_telemetry_free(telemetry); /* last flush of the spend ledgers */
     cp_spend_free(spend);
     cp_stats_free(stats);
+    cp_feedback_free(feedback);
     cp_store_free(store);
     cp_policies_free(ps);
     cp_discovery_free(disc);
@@ -241,6 +288,8 @@ int main(int argc, char **argv)
         {"bootstrap-policy", required_argument, NULL, 'b'},
         {"id", required_argument, NULL, 'i'},
         {"log-level", required_argument, NULL, 'v'},
+        {"pricing", required_argument, NULL, 'p'},
+        {"pricing-refresh", required_argument, NULL, 'r'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -249,8 +298,10 @@ int main(int argc, char **argv)
         .admin_listen = "127.0.0.1:9090",
         .store = "file:./switchyard-data",
         .etcd_prefix = "/switchyard",
+        .pricing_refresh_s = CP_PRICING_DEFAULT_REFRESH_S,
     };
     enum sy_log_level level;
+    int64_t n;
     int c, rc;
 
     opterr = 0;
@@ -273,6 +324,23 @@ int main(int argc, char **argv)
             break;
         case 'i':
             opt.id = optarg;
+            break;
+        case 'p':
+            if (!*optarg) {
+                fprintf(stderr, "switchyard-control: --pricing needs a file or an http(s) URL\n");
+                return 2;
+            }
+            opt.pricing = optarg;
+            break;
+        case 'r':
+            if (sy_parse_i64(optarg, 1, CP_PRICING_MAX_REFRESH_S, &n) < 0) {
+                fprintf(stderr,
+                        "switchyard-control: --pricing-refresh %s: expected whole seconds from 1 "
+                        "to %d\n",
+                        optarg, CP_PRICING_MAX_REFRESH_S);
+                return 2;
+            }
+            opt.pricing_refresh_s = (unsigned)n;
             break;
         case 'v':
             if (sy_log_parse_level(optarg, &level) < 0) {

@@ -33,6 +33,17 @@ void ctl_usage(FILE *out)
             "  policy activate N          make version N live again (a rollback creates a new\n"
             "                             version that points back to N)\n"
             "  fleet                      connected proxies and the version each one runs\n"
+            "  pricing                    the pricing catalogue: source, last load or error, "
+            "prices\n"
+            "  experiment list            A/B experiments: running, concluded, promoted\n"
+            "  experiment status NAME     one experiment's arms: feedback, posterior, P(best)\n"
+            "  experiment promote NAME ARM\n"
+            "                             give ARM all of the route's traffic (a new version)\n"
+            "  learn status               learned routes: leader, shares, posteriors, updates\n"
+            "  learn freeze [ROUTE]       stop learning (one route, or every route)\n"
+            "  learn unfreeze [ROUTE]     resume learning (one route, or every route)\n"
+            "  learn rollback [ROUTE]     re-activate the weights from before learning (a new\n"
+            "                             version) and freeze\n"
             "  version                    client version, and the server's health if reachable\n"
             "\n"
             "options:\n"
@@ -188,11 +199,84 @@ static int parse_policy(const char *const *words, size_t nwords, struct ctl_args
     return -EINVAL;
 }
 
+static int parse_experiment(const char *const *words, size_t nwords, struct ctl_args *out,
+                            char **errmsg)
+{
+    const char *sub = nwords > 1 ? words[1] : NULL;
+
+    if (!sub) {
+        *errmsg = sy_xstrdup("experiment: missing subcommand (list, status or promote)");
+        return -EINVAL;
+    }
+    if (strcmp(sub, "list") == 0) {
+        out->cmd = CTL_CMD_EXPERIMENT_LIST;
+        return check_arity("experiment list", words, nwords, 2, 0, "", errmsg);
+    }
+    if (strcmp(sub, "status") == 0) {
+        out->cmd = CTL_CMD_EXPERIMENT_STATUS;
+        if (check_arity("experiment status", words, nwords, 2, 1, "experiment name", errmsg) < 0)
+            return -EINVAL;
+        out->name = words[2];
+        return 0;
+    }
+    if (strcmp(sub, "promote") == 0) {
+        out->cmd = CTL_CMD_EXPERIMENT_PROMOTE;
+        if (check_arity("experiment promote", words, nwords, 2, 2, "experiment name and arm",
+                        errmsg) < 0)
+            return -EINVAL;
+        out->name = words[2];
+        out->arm = words[3];
+        return 0;
+    }
+    *errmsg = sy_xasprintf("experiment: unknown subcommand \"%s\" (expected list, status or "
+                           "promote)",
+                           sub);
+    return -EINVAL;
+}
+
+static int parse_learn(const char *const *words, size_t nwords, struct ctl_args *out, char **errmsg)
+{
+    static const struct {
+        const char *name;
+        enum ctl_cmd cmd;
+    } subs[] = {
+        {"freeze", CTL_CMD_LEARN_FREEZE},
+        {"unfreeze", CTL_CMD_LEARN_UNFREEZE},
+        {"rollback", CTL_CMD_LEARN_ROLLBACK},
+    };
+
+    if (nwords < 2) {
+        *errmsg = sy_xstrdup("learn: missing subcommand (status, freeze, unfreeze or rollback)");
+        return -EINVAL;
+    }
+    if (strcmp(words[1], "status") == 0) {
+        out->cmd = CTL_CMD_LEARN_STATUS;
+        return check_arity("learn status", words, nwords, 2, 0, "", errmsg);
+    }
+    for (size_t i = 0; i < SY_ARRAY_LEN(subs); i++) {
+        if (strcmp(words[1], subs[i].name) != 0)
+            continue;
+        out->cmd = subs[i].cmd;
+        if (nwords > 3) {
+            *errmsg = sy_xasprintf("learn %s: unexpected argument \"%s\" (at most one ROUTE)",
+                                   subs[i].name, words[3]);
+            return -EINVAL;
+        }
+        out->route = nwords == 3 ? words[2] : NULL;
+        return 0;
+    }
+    *errmsg = sy_xasprintf("learn: unknown subcommand \"%s\" (expected status, freeze, unfreeze "
+                           "or rollback)",
+                           words[1]);
+    return -EINVAL;
+}
+
 static int parse_command(const char *const *words, size_t nwords, struct ctl_args *out,
                          char **errmsg)
 {
     if (nwords == 0) {
-        *errmsg = sy_xstrdup("missing command (policy, fleet or version)");
+        *errmsg =
+            sy_xstrdup("missing command (policy, fleet, pricing, experiment, learn or version)");
         return -EINVAL;
     }
     if (strcmp(words[0], "help") == 0) {
@@ -201,6 +285,10 @@ static int parse_command(const char *const *words, size_t nwords, struct ctl_arg
     }
     if (strcmp(words[0], "policy") == 0)
         return parse_policy(words, nwords, out, errmsg);
+    if (strcmp(words[0], "experiment") == 0)
+        return parse_experiment(words, nwords, out, errmsg);
+    if (strcmp(words[0], "learn") == 0)
+        return parse_learn(words, nwords, out, errmsg);
     if (strcmp(words[0], "fleet") == 0) {
         out->cmd = CTL_CMD_FLEET;
         return check_arity("fleet", words, nwords, 1, 0, "", errmsg);
@@ -209,7 +297,13 @@ static int parse_command(const char *const *words, size_t nwords, struct ctl_arg
         out->cmd = CTL_CMD_VERSION;
         return check_arity("version", words, nwords, 1, 0, "", errmsg);
     }
-    *errmsg = sy_xasprintf("unknown command \"%s\" (expected policy, fleet or version)", words[0]);
+    if (strcmp(words[0], "pricing") == 0) {
+        out->cmd = CTL_CMD_PRICING;
+        return check_arity("pricing", words, nwords, 1, 0, "", errmsg);
+    }
+    *errmsg = sy_xasprintf("unknown command \"%s\" (expected policy, fleet, pricing, experiment, "
+                           "learn or version)",
+                           words[0]);
     return -EINVAL;
 }
 

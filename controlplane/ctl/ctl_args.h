@@ -36,6 +36,14 @@ enum ctl_cmd {
     CTL_CMD_POLICY_ACTIVATE,
     CTL_CMD_FLEET,
     CTL_CMD_VERSION,
+    CTL_CMD_PRICING,
+    CTL_CMD_EXPERIMENT_LIST,
+    CTL_CMD_EXPERIMENT_STATUS,
+    CTL_CMD_EXPERIMENT_PROMOTE,
+    CTL_CMD_LEARN_STATUS,
+    CTL_CMD_LEARN_FREEZE,
+    CTL_CMD_LEARN_UNFREEZE,
+    CTL_CMD_LEARN_ROLLBACK,
 };
 
 /* What `policy get` prints by default: a header and the source. */
@@ -64,6 +72,11 @@ struct ctl_args {
     struct ctl_vref a;
     struct ctl_vref b;
     enum ctl_get_part part;
+    /* experiment status / promote */
+    const char *name;
+    const char *arm;
+    /* learn freeze / unfreeze / rollback: the route, NULL = every learned route */
+    const char *route;
 };
 
 /* Parses argv[1..argc-1] into *out. <env_server> is $SWITCHYARD_SERVER (NULL or "" when

@@ -10,9 +10,12 @@
 #include <string.h>
 
 #include "ctl_args.h"
+#include "ctl_experiment.h"
 #include "ctl_fleet.h"
 #include "ctl_http.h"
+#include "ctl_learn.h"
 #include "ctl_policy.h"
+#include "ctl_pricing.h"
 #include "ctl_reply.h"
 #include "ctl_table.h"
 #include "sy_json.h"
@@ -99,6 +102,20 @@ static int run(const struct ctl_args *a)
         return ctl_fleet(a);
     case CTL_CMD_VERSION:
         return cmd_version(a);
+    case CTL_CMD_PRICING:
+        return ctl_pricing(a);
+    case CTL_CMD_EXPERIMENT_LIST:
+        return ctl_experiment_list(a);
+    case CTL_CMD_EXPERIMENT_STATUS:
+        return ctl_experiment_status(a);
+    case CTL_CMD_EXPERIMENT_PROMOTE:
+        return ctl_experiment_promote(a);
+    case CTL_CMD_LEARN_STATUS:
+        return ctl_learn_status(a);
+    case CTL_CMD_LEARN_FREEZE:
+    case CTL_CMD_LEARN_UNFREEZE:
+    case CTL_CMD_LEARN_ROLLBACK:
+        return ctl_learn_action(a);
     }
     return CTL_EXIT_USAGE;
 }
