@@ -12,6 +12,9 @@
 #   SY_PORT=8080     proxy port;  SY_MOCK_PORT=18080 mock port (the demo policy names 18080;
 #                    another port is written into a copy of it in .run/)
 #   SY_ADMIN_PORT=9090, SY_GRPC_PORT=9901  control plane ports
+#   SY_TRAFFIC=0    no generated demo traffic (default: a few requests a second with the mock)
+#   SY_TOP=1        open the dashboard (switchyard-top) in this terminal once the stack is up;
+#                   quitting it (q) stops everything
 #   SY_BUILD_DIR=build
 set -euo pipefail
 
@@ -37,7 +40,7 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
 fi
 say "building (log: .run/build.log)"
 cmake --build "$build" -j"$(nproc)" \
-    --target switchyard-proxy switchyard-mockllm switchyard-control switchyardctl \
+    --target switchyard-proxy switchyard-mockllm switchyard-control switchyardctl switchyard-top \
     >>"$rundir/build.log" 2>&1 || { tail -n 30 "$rundir/build.log"; die "build failed"; }
 case $build in /*) bin="$build/bin" ;; *) bin="$root/$build/bin" ;; esac
 
@@ -131,6 +134,14 @@ for _ in $(seq 150); do
 done
 [ $ready = 1 ] || { tail -n 20 "$rundir/proxy.log" >&2; die "proxy not ready after 15 s (.run/proxy.log)"; }
 
+# A little traffic so the dashboard is alive (mock only: never spend real money by default).
+traffic=0
+if [ "${SY_TRAFFIC:-1}" != 0 ] && [ -z "${OPENAI_API_KEY:-}${SY_POLICY:-}" ]; then
+    "$root/scripts/demo-traffic.sh" "http://127.0.0.1:$port" >"$rundir/traffic.log" 2>&1 &
+    pids+=($!)
+    traffic=1
+fi
+
 model=auto
 cat <<EOF
 
@@ -161,13 +172,22 @@ Control plane admin API: $admin  (logs: .run/control.log)
   $bin/switchyardctl --server $admin policy push $policy --note "my change"
   $bin/switchyardctl --server $admin policy list
   $bin/switchyardctl --server $admin fleet
+
+Live dashboard (traffic, spend, fleet, policies, experiments):
+  $bin/switchyard-top --server $admin
+$( [ $traffic = 1 ] && echo "  (scripts/demo-traffic.sh sends a few requests a second; SY_TRAFFIC=0 turns it off)")
 EOF
 fi
 echo "Ctrl-C stops everything."
 
 
-# Runs until Ctrl-C or until a child dies.
+# Runs until Ctrl-C or until a child dies; with SY_TOP=1, until the dashboard quits.
 set +e
+if [ "${SY_TOP:-0}" = 1 ] && [ "$standalone" != 1 ] && [ -t 0 ] && [ -t 1 ]; then
+    "$bin/switchyard-top" --server "$admin"
+    stop_all
+    exit 0
+fi
 wait -n "${pids[@]}"
 rc=$?
 if [ $stopping = 0 ]; then
