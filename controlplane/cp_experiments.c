@@ -36,6 +36,8 @@ struct cp_experiments {
     struct cp_stats *stats;
     struct cp_store *store;
     struct event *timer;
+    bool (*is_leader)(void *arg);
+    void *leader_arg;
 };
 
 static const char *const metric_names[] = {"thumbs_up", "score", "latency", "cost"};
@@ -553,6 +555,10 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    if (cx->is_leader && !cx->is_leader(cx->leader_arg)) {
+        sy_policy_unref(pol);
+        return;
+    }
     for (size_t i = 0; pol && i < pol->n_experiments; i++) {
         const struct sy_experiment *x = &pol->experiments[i];
         size_t winner = SIZE_MAX;
@@ -601,6 +607,12 @@ void cp_experiments_free(struct cp_experiments *cx)
     if (cx->timer)
         event_free(cx->timer);
     free(cx);
+}
+
+void cp_experiments_set_leader(struct cp_experiments *cx, bool (*fn)(void *arg), void *arg)
+{
+    cx->is_leader = fn;
+    cx->leader_arg = arg;
 }
 
 int cp_experiments_register(struct cp_experiments *cx, struct cp_admin *admin)

@@ -9,11 +9,13 @@
  * arm's targets and which no longer has the experiment; the final results are kept in the
  * store (experiments/closed/<name>) so the experiment can still be read afterwards.
  * An experiment with stop.auto_promote is promoted by the control plane itself once its
- * stopping rule is met (checked every few seconds).
+ * stopping rule is met (checked every few seconds, by the leading replica only).
  *
  * Threads: the admin (main) thread. */
 #ifndef CP_EXPERIMENTS_H
 #define CP_EXPERIMENTS_H
+
+#include <stdbool.h>
 
 struct cp_experiments;
 struct cp_feedback;
@@ -27,6 +29,10 @@ struct cp_experiments *cp_experiments_new(struct cp_policies *ps, struct cp_feed
                                           struct cp_stats *stats, struct cp_store *store,
                                           struct event_base *base);
 void cp_experiments_free(struct cp_experiments *x);
+
+/* Only a replica for which <fn>(<arg>) is true promotes automatically (the learner's leader:
+ * one replica decides). Unset: this replica always does. */
+void cp_experiments_set_leader(struct cp_experiments *x, bool (*fn)(void *arg), void *arg);
 
 /* Registers GET /v1/experiments[/NAME] and POST /v1/experiments/NAME/promote. */
 int cp_experiments_register(struct cp_experiments *x, struct cp_admin *admin);

@@ -69,6 +69,12 @@ static void usage(FILE *out)
                  "  -h, --help                this text\n");
 }
 
+/* Automatic promotions of experiments follow the learner's leadership: one replica acts. */
+static bool leads(void *arg)
+{
+    return cp_learner_is_leader(arg);
+}
+
 static void on_active(void *arg, struct cp_active *a)
 {
     cp_discovery_set_active(arg, a);
@@ -238,6 +244,7 @@ static int run(const struct cp_options *opt)
         sy_error("cannot start the learner");
         goto out;
     }
+    cp_experiments_set_leader(experiments, leads, learner);
     sig_term = evsignal_new(base, SIGTERM, on_signal, base);
     sig_int = evsignal_new(base, SIGINT, on_signal, base);
     evsignal_add(sig_term, NULL);

@@ -183,3 +183,38 @@ test('a two-arm experiment: sticky arms, feedback, results, promotion', T, async
         assert.match(out.stdout, /e1\s+auto\s+thumbs_up\s+promoted\s+B/);
     });
 });
+
+test('stop.auto_promote: the control plane promotes the winner itself', T, async () => {
+    const c = newCluster();
+    clusters.push(c);
+    await c.guard(async () => {
+        const mock = await c.mock();
+        const cp = await c.control();
+        const p = policy(mock.baseURL);
+        p.experiments[0].min_samples = 3;
+        p.experiments[0].stop = { rule: 'prob_best', threshold: 0.9, auto_promote: true };
+        p.experiments[0].sticky = { by: 'request' };
+        const v1 = (await cp.push(p)).version;
+        const px = await c.proxy(cp, { nodeId: 'exp-auto', args: ['--telemetry-interval-ms', '200'] });
+        await px.waitVersion(v1);
+        const seen = { A: 0, B: 0 };
+        for (let i = 0; i < 60 && (seen.A < 6 || seen.B < 6); i++) {
+            const a = await chat(px, `u${i}`);
+            const arm = a.arm.slice(3);
+            seen[arm]++;
+            const r = await feedback(cp.url, { request_id: a.id, thumbs: arm === 'A' ? 'up' : 'down' });
+            assert.equal(r.status, 201, r.text);
+        }
+        assert.ok(seen.A >= 3 && seen.B >= 3, JSON.stringify(seen));
+        let list;
+        await waitFor(async () => {
+            list = await cp.policies();
+            return list.active > v1;
+        }, { timeoutMs: 20000 * SLOW, intervalMs: 250, what: 'an automatic promotion' });
+        const note = list.versions.find((v) => v.version === list.active).note;
+        assert.match(note, /experiment e1: promoted arm A/);
+        const closed = (await cp.api('/v1/experiments/e1')).json;
+        assert.equal(closed.status, 'promoted');
+        assert.equal(closed.promoted_arm, 'A');
+    });
+});
