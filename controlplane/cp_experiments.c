@@ -29,6 +29,7 @@
 #define PROB_BEST_DRAWS 20000
 #define AUTO_PROMOTE_EVERY_S 5
 #define CLOSED_PREFIX "experiments/closed/"
+#define EXPIRE_EVERY_S 3600 /* old feedback is deleted this often (by the leader) */
 
 struct cp_experiments {
     struct cp_policies *ps;
@@ -38,6 +39,7 @@ struct cp_experiments {
     struct event *timer;
     bool (*is_leader)(void *arg);
     void *leader_arg;
+    uint64_t next_expire_us; /* monotonic: when to delete feedback past the retention */
 };
 
 static const char *const metric_names[] = {"thumbs_up", "score", "latency", "cost"};
@@ -558,6 +560,16 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     if (cx->is_leader && !cx->is_leader(cx->leader_arg)) {
         sy_policy_unref(pol);
         return;
+    }
+    if (sy_now_us() >= cx->next_expire_us) {
+        size_t deleted = 0;
+        int rc = cp_feedback_expire(cx->fb, wall_ms(), &deleted);
+        if (rc < 0)
+            sy_warn("cannot delete old feedback: %s", strerror(-rc));
+        else if (deleted)
+            sy_info("deleted %zu feedback records older than %d days", deleted,
+                    CP_FEEDBACK_RETENTION_DAYS);
+        cx->next_expire_us = sy_now_us() + EXPIRE_EVERY_S * 1000000ull;
     }
     for (size_t i = 0; pol && i < pol->n_experiments; i++) {
         const struct sy_experiment *x = &pol->experiments[i];

@@ -9,7 +9,8 @@
  * arm's targets and which no longer has the experiment; the final results are kept in the
  * store (experiments/closed/<name>) so the experiment can still be read afterwards.
  * An experiment with stop.auto_promote is promoted by the control plane itself once its
- * stopping rule is met (checked every few seconds, by the leading replica only).
+ * stopping rule is met (checked every few seconds, by the leading replica only). The same
+ * timer deletes feedback past its retention (cp_feedback_expire) once an hour.
  *
  * Threads: the admin (main) thread. */
 #ifndef CP_EXPERIMENTS_H

@@ -238,9 +238,8 @@ int cp_feedback_events(struct cp_feedback *fb, int64_t since_unix_s, int64_t now
 {
     struct cp_feedback_event *ev = NULL;
     size_t cap = 0, count = 0;
-    int64_t first = since_unix_s > now_ms / 1000 - SY_REQID_TTL_S - DAY_S
-                        ? since_unix_s
-                        : now_ms / 1000 - SY_REQID_TTL_S - DAY_S;
+    int64_t oldest = now_ms / 1000 - (int64_t)CP_FEEDBACK_RETENTION_DAYS * DAY_S;
+    int64_t first = since_unix_s > oldest ? since_unix_s : oldest;
 
     /* One range per day: ids are stored under their issue day. */
     for (int64_t t = first - first % DAY_S; t <= now_ms / 1000 + SY_REQID_FUTURE_S; t += DAY_S) {
@@ -398,6 +397,36 @@ void cp_feedback_on_admin(struct sy_http_req *req, const char *rest, void *arg)
     cp_feedback_events_free(ev, 1);
 out:
     cJSON_Delete(root);
+}
+
+int cp_feedback_expire(struct cp_feedback *fb, int64_t now_ms, size_t *deleted)
+{
+    int64_t last = now_ms / 1000 - ((int64_t)CP_FEEDBACK_RETENTION_DAYS + 1) * DAY_S;
+
+    *deleted = 0;
+    /* Days just past the retention, a little more than what one missed run leaves behind. */
+    for (int64_t t = last - 60 * DAY_S; t <= last; t += DAY_S) {
+        char day[11], prefix[32];
+        struct cp_kv *kvs = NULL;
+        size_t n = 0;
+        int rc;
+
+        cp_spend_day(t * 1000, day);
+        snprintf(prefix, sizeof(prefix), "feedback/%s/", day);
+        rc = cp_store_range(fb->store, prefix, &kvs, &n);
+        if (rc < 0)
+            return rc;
+        for (size_t i = 0; i < n; i++) {
+            rc = cp_store_del(fb->store, kvs[i].key);
+            if (rc < 0) {
+                cp_kv_array_free(kvs, n);
+                return rc;
+            }
+            (*deleted)++;
+        }
+        cp_kv_array_free(kvs, n);
+    }
+    return 0;
 }
 
 void cp_feedback_counters(struct cp_feedback *fb, uint64_t *accepted, uint64_t *duplicates,

@@ -60,12 +60,21 @@ enum cp_feedback_result cp_feedback_record(struct cp_feedback *fb, const char *r
                                            const char *comment, const char *via, int64_t now_ms,
                                            struct cp_feedback_event **out, char **errmsg);
 
-/* Every event whose id was issued at or after <since_unix_s> (whole UTC days are read, so a
- * few older ones may come too). Returns 0 with *out (*n events; free with
- * cp_feedback_events_free), or -errno when the store cannot be read. */
+/* How long feedback is kept in the store: experiments and the learner read at most this far
+ * back, and cp_feedback_expire deletes what is older. */
+#define CP_FEEDBACK_RETENTION_DAYS 30
+
+/* Every event whose id was issued at or after <since_unix_s> and within the retention. Returns 0
+ * with *out (*n events; free with cp_feedback_events_free), or -errno when the store cannot be
+ * read. */
 int cp_feedback_events(struct cp_feedback *fb, int64_t since_unix_s, int64_t now_ms,
                        struct cp_feedback_event **out, size_t *n);
 void cp_feedback_events_free(struct cp_feedback_event *ev, size_t n);
+
+/* Deletes the feedback stored for days past the retention; *deleted counts the keys.
+ * Returns 0 or -errno (the store failed; the rest waits for the next run). Idempotent: any
+ * replica may run it. */
+int cp_feedback_expire(struct cp_feedback *fb, int64_t now_ms, size_t *deleted);
 
 /* The feedback sink of cp_telemetry (forwarded from a proxy): recorded, outcome counted. */
 void cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, const char *node);

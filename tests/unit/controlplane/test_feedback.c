@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -171,11 +172,39 @@ static void test_refused(void **state)
     assert_int_equal(bad, 12);
 }
 
+/* Feedback past the retention is deleted; recent feedback stays and still reads back. */
+static void test_expire(void **state)
+{
+    struct fixture *f = *state;
+    char id[SY_REQID_MAX_LEN + 1], old_key[64];
+    int64_t now = now_ms();
+    struct cp_feedback_event *ev = NULL;
+    struct cp_kv *kv = NULL;
+    size_t n = 0, deleted = 0;
+    time_t t = (time_t)(now / 1000 - (CP_FEEDBACK_RETENTION_DAYS + 3) * 86400);
+    struct tm tm;
+
+    make_id(key, now / 1000, "A", id, sizeof(id));
+    expect(f->fb, id, "up", -1, NULL, NULL, CP_FEEDBACK_OK, NULL);
+    gmtime_r(&t, &tm);
+    strftime(old_key, sizeof(old_key), "feedback/%Y-%m-%d/0123456789abcdef", &tm);
+    assert_int_equal(cp_store_put(f->store, old_key, "{}", 2, NULL), 0);
+    assert_int_equal(cp_feedback_expire(f->fb, now, &deleted), 0);
+    assert_int_equal(deleted, 1);
+    assert_int_equal(cp_store_get(f->store, old_key, &kv), -ENOENT);
+    assert_int_equal(cp_feedback_events(f->fb, 0, now, &ev, &n), 0);
+    assert_int_equal(n, 1);
+    cp_feedback_events_free(ev, n);
+    assert_int_equal(cp_feedback_expire(f->fb, now, &deleted), 0);
+    assert_int_equal(deleted, 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_store_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_expire, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
