@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # scripts/demo-traffic.sh URL [RPS] - a little steady traffic for the demo stack, so the
 # dashboard (switchyard-top) has something to show: chat requests through the proxy at URL
-# (about RPS a second, default 4) from twenty users, a few of them streamed, and thumbs up
+# (about RPS a second, default 4) from twenty users, to the A/B-tested route "auto", the learned
+# route "smart" and two models directly, a few of them streamed, and thumbs up
 # or down for some answers through the proxy's POST /v1/feedback. Runs until killed; every
 # failure is ignored (the stack may be restarting). scripts/run.sh starts it.
 set -u
 url=${1:?usage: demo-traffic.sh URL [RPS]}
 rps=${2:-4}
-models=(auto auto auto gpt-4o-mini gpt-4o)
+models=(auto auto smart smart gpt-4o-mini gpt-4o)
 words=(hello summarise translate explain "write a haiku about" compare)
 delay=$(awk -v r="$rps" 'BEGIN { printf "%.3f", (r > 0 ? 1 / r : 1) }')
 n=0
