@@ -241,20 +241,42 @@ size_t sy_hist_to_sparse(const struct sy_hist *h, uint32_t *idx, uint64_t *cnt, 
     return n;
 }
 
+bool sy_hist_sparse_valid(const uint32_t *idx, const uint64_t *cnt, size_t n, uint64_t min,
+                          uint64_t max)
+{
+    uint64_t total = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        if (idx[i] >= SY_HIST_BUCKETS || (i > 0 && idx[i] <= idx[i - 1]))
+            return false;
+        if (cnt[i] > UINT64_MAX - total)
+            return false;
+        total += cnt[i];
+    }
+    if (total == 0)
+        return true;
+    if (min > max || max > SY_HIST_HIGHEST)
+        return false;
+    /* sy_hist_merge reads only the buckets between min and max: counts elsewhere would be
+     * lost there. */
+    for (size_t i = 0; i < n; i++) {
+        if (cnt[i] && (idx[i] < bucket_of(min) || idx[i] > bucket_of(max)))
+            return false;
+    }
+    return true;
+}
+
 int sy_hist_add_sparse(struct sy_hist *h, const uint32_t *idx, const uint64_t *cnt, size_t n,
                        uint64_t sum, uint64_t min, uint64_t max)
 {
     uint64_t total = 0;
 
-    for (size_t i = 0; i < n; i++) {
-        if (idx[i] >= SY_HIST_BUCKETS)
-            return -EINVAL;
+    if (!sy_hist_sparse_valid(idx, cnt, n, min, max))
+        return -EINVAL;
+    for (size_t i = 0; i < n; i++)
         total += cnt[i];
-    }
     if (total == 0)
         return 0;
-    if (min > max || max > SY_HIST_HIGHEST)
-        return -EINVAL;
     for (size_t i = 0; i < n; i++)
         set(&h->counts[idx[i]], get(&h->counts[idx[i]]) + cnt[i]);
     set(&h->count, get(&h->count) + total);

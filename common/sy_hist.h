@@ -81,6 +81,12 @@ void sy_hist_delta(struct sy_hist *out, const struct sy_hist *cur, const struct 
  * the first <cap> were written). Any thread. */
 size_t sy_hist_to_sparse(const struct sy_hist *h, uint32_t *idx, uint64_t *cnt, size_t cap);
 
+/* Whether <n> (index, count) pairs from outside (the wire) form a histogram
+ * sy_hist_add_sparse accepts: indexes strictly ascending, in range and within the buckets of
+ * <min> .. <max> (when any count is set), and a total that does not overflow. Any thread. */
+bool sy_hist_sparse_valid(const uint32_t *idx, const uint64_t *cnt, size_t n, uint64_t min,
+                          uint64_t max);
+
 /* Adds <n> (index, count) pairs and the summary (sum, min, max of those values) to <h>, as
  * if the values had been recorded. Returns 0, or -EINVAL (nothing added) when an index is
  * out of range or min > max with counts present. <h>'s writer. */

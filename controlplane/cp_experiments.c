@@ -126,7 +126,7 @@ static cJSON *results_json(struct cp_experiments *cx, const struct sy_policy *po
 {
     struct arm_tally t[CP_BANDIT_MAX_ARMS] = {{0}};
     double a[CP_BANDIT_MAX_ARMS], b[CP_BANDIT_MAX_ARMS], best[CP_BANDIT_MAX_ARMS];
-    struct cp_stats_summary sum[CP_BANDIT_MAX_ARMS];
+    struct cp_stats_summary sum[CP_BANDIT_MAX_ARMS], ok[CP_BANDIT_MAX_ARMS];
     size_t n = x->n_arms < CP_BANDIT_MAX_ARMS ? x->n_arms : CP_BANDIT_MAX_ARMS;
     size_t winner = SIZE_MAX, first = 0, second = 1;
     bool enough = true, feedback_metric = x->metric <= SY_METRIC_SCORE;
@@ -142,9 +142,13 @@ static cJSON *results_json(struct cp_experiments *cx, const struct sy_policy *po
 
         snprintf(arm, sizeof(arm), "%s/%s", x->name, x->arms[i].name);
         cp_stats_summary(cx->stats, &f, -1, wall_ms(), &sum[i]);
+        /* Latency and cost of the answers that succeeded: a failing arm's fast, free errors
+         * must not make it look quicker or cheaper. */
+        f.ok_only = true;
+        cp_stats_summary(cx->stats, &f, -1, wall_ms(), &ok[i]);
         a[i] = CP_BANDIT_PRIOR_A + t[i].successes;
         b[i] = CP_BANDIT_PRIOR_B + t[i].failures;
-        if ((feedback_metric ? t[i].feedback : sum[i].requests) < x->min_samples)
+        if ((feedback_metric ? t[i].feedback : ok[i].requests) < x->min_samples)
             enough = false;
     }
     if (cp_prob_best(a, b, n, PROB_BEST_DRAWS, &rng, best) < 0)
@@ -178,11 +182,11 @@ static cJSON *results_json(struct cp_experiments *cx, const struct sy_policy *po
         winner = 0;
         for (size_t i = 1; i < n; i++) {
             double vi = x->metric == SY_METRIC_LATENCY
-                            ? sum[i].latency_p50_ms
-                            : (double)sum[i].cost_nusd / (double)sum[i].requests;
+                            ? ok[i].latency_p50_ms
+                            : (double)ok[i].cost_nusd / (double)ok[i].requests;
             double vw = x->metric == SY_METRIC_LATENCY
-                            ? sum[winner].latency_p50_ms
-                            : (double)sum[winner].cost_nusd / (double)sum[winner].requests;
+                            ? ok[winner].latency_p50_ms
+                            : (double)ok[winner].cost_nusd / (double)ok[winner].requests;
             if (vi < vw)
                 winner = i;
         }
@@ -236,19 +240,21 @@ static cJSON *results_json(struct cp_experiments *cx, const struct sy_policy *po
         else
             cJSON_AddNullToObject(ao, "prob_best");
         lat = cJSON_AddObjectToObject(ao, "latency_ms");
-        if (sum[i].requests) {
-            cJSON_AddNumberToObject(lat, "p50", round6(sum[i].latency_p50_ms));
-            cJSON_AddNumberToObject(lat, "p95", round6(sum[i].latency_p95_ms));
+        if (ok[i].requests) {
+            cJSON_AddNumberToObject(lat, "p50", round6(ok[i].latency_p50_ms));
+            cJSON_AddNumberToObject(lat, "p95", round6(ok[i].latency_p95_ms));
             cJSON_AddNumberToObject(ao, "cost_per_request_usd",
-                                    (double)sum[i].cost_nusd / 1e9 / (double)sum[i].requests);
-            cJSON_AddNumberToObject(ao, "error_rate",
-                                    round6((double)sum[i].errors / (double)sum[i].requests));
+                                    (double)ok[i].cost_nusd / 1e9 / (double)ok[i].requests);
         } else {
             cJSON_AddNullToObject(lat, "p50");
             cJSON_AddNullToObject(lat, "p95");
             cJSON_AddNullToObject(ao, "cost_per_request_usd");
-            cJSON_AddNullToObject(ao, "error_rate");
         }
+        if (sum[i].requests)
+            cJSON_AddNumberToObject(ao, "error_rate",
+                                    round6((double)sum[i].errors / (double)sum[i].requests));
+        else
+            cJSON_AddNullToObject(ao, "error_rate");
         cJSON_AddItemToArray(arms, ao);
     }
     test = cJSON_AddObjectToObject(o, "test");
@@ -387,8 +393,14 @@ static int64_t promote(struct cp_experiments *cx, const struct sy_policy *pol, i
         cJSON_Delete(results);
         return rc;
     }
-    root = cJSON_Parse(v->compiled);
+    root = cJSON_Parse(v->compiled ? v->compiled : "");
     cp_version_free(v);
+    if (!cJSON_IsObject(root)) {
+        cJSON_Delete(root);
+        cJSON_Delete(results);
+        *errmsg = sy_xasprintf("version %" PRId64 " has no readable compiled form", version);
+        return -EIO;
+    }
     routes = cJSON_GetObjectItemCaseSensitive(root, "routes");
     cJSON_ArrayForEach(r, routes)
     {
@@ -418,8 +430,20 @@ static int64_t promote(struct cp_experiments *cx, const struct sy_policy *pol, i
     note =
         sy_xasprintf("experiment %s: promoted arm %s to all of route %s (from version %" PRId64 ")",
                      x->name, winner->name, route, version);
-    nv = cp_policies_push(cx->ps, src, strlen(src), note, true, &activated, errmsg);
+    /* Stored first, then activated only if <version> still is active: a promotion must not
+     * undo a version someone pushed meanwhile (nor a second promotion race the first). */
+    nv = cp_policies_push(cx->ps, src, strlen(src), note, false, &activated, errmsg);
     free(src);
+    if (nv > 0) {
+        int64_t arc = cp_policies_activate_if(cx->ps, nv, version, errmsg);
+        if (arc == -EAGAIN)
+            *errmsg = sy_xasprintf("the active version changed from %" PRId64
+                                   " while promoting; version %" PRId64
+                                   " was stored but not activated: look again and retry",
+                                   version, nv);
+        if (arc < 0)
+            nv = arc;
+    }
     if (nv < 0) {
         free(note);
         cJSON_Delete(results);
@@ -493,7 +517,11 @@ static void handle_promote(struct cp_experiments *cx, struct sy_http_req *req, c
     results = results_json(cx, pol, x, version, ev, n_ev, NULL);
     nv = promote(cx, pol, version, x, arm, results, &err);
     if (nv < 0) {
-        cp_reply_error(req, nv == -EINVAL ? 400 : 503, "promote_failed", "%s", err ? err : "?");
+        cp_reply_error(req,
+                       nv == -EINVAL   ? 400
+                       : nv == -EAGAIN ? 409
+                                       : 503,
+                       nv == -EAGAIN ? "conflict" : "promote_failed", "%s", err ? err : "?");
         free(err);
         goto out;
     }

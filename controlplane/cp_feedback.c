@@ -295,7 +295,7 @@ int cp_feedback_events(struct cp_feedback *fb, int64_t since_unix_s, int64_t now
 
 /* ---- inputs --------------------------------------------------------------------------- */
 
-void cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, const char *node)
+int cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, const char *node)
 {
     struct cp_feedback *fb = arg;
     char *err = NULL;
@@ -307,9 +307,10 @@ void cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, co
         f->received_unix_ms > 0 ? f->received_unix_ms : (int64_t)(sy_wall_us() / 1000), NULL, &err);
     if (r == CP_FEEDBACK_DUPLICATE)
         sy_debug("feedback via %s: %s", node, err ? err : "duplicate");
-    else if (r != CP_FEEDBACK_OK)
+    else if (r != CP_FEEDBACK_OK && r != CP_FEEDBACK_UNAVAILABLE)
         sy_warn("feedback via %s dropped: %s", node, err ? err : "?");
     free(err);
+    return r == CP_FEEDBACK_UNAVAILABLE ? -EAGAIN : 0;
 }
 
 void cp_feedback_on_admin(struct sy_http_req *req, const char *rest, void *arg)

@@ -76,8 +76,9 @@ void cp_feedback_events_free(struct cp_feedback_event *ev, size_t n);
  * replica may run it. */
 int cp_feedback_expire(struct cp_feedback *fb, int64_t now_ms, size_t *deleted);
 
-/* The feedback sink of cp_telemetry (forwarded from a proxy): recorded, outcome counted. */
-void cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, const char *node);
+/* The feedback sink of cp_telemetry (forwarded from a proxy): recorded, outcome counted.
+ * Returns -EAGAIN when the store could not be written (the report is to come again). */
+int cp_feedback_from_telemetry(void *arg, const Switchyard__V1__Feedback *f, const char *node);
 
 /* POST /v1/feedback on the admin API (cp_admin_add_route). */
 void cp_feedback_on_admin(struct sy_http_req *req, const char *rest, void *arg);

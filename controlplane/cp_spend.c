@@ -32,6 +32,7 @@ struct ledger {
     struct cp_map seen;    /* boot id -> uint64_t * (last seq counted) */
     struct cp_map entries; /* "tenant\x1fmodel" -> struct entry */
     bool dirty;
+    int64_t mod_rev; /* of the stored copy this one extends; 0 = none in the store */
 };
 
 struct cp_spend {
@@ -186,6 +187,7 @@ static struct ledger *ledger_get(struct cp_spend *sp, const char *day, const cha
     l->node = sy_xstrdup(node);
     if (kv && !ledger_parse(kv->value, kv->value_len, &l->entries, &l->seen))
         sy_warn("%s: not a spend ledger; starting it over", key);
+    l->mod_rev = kv ? kv->mod_revision : 0;
     cp_kv_free(kv);
     snprintf(key, sizeof(key), "%s/%s", day, node);
     cp_map_put(&sp->ledgers, key, l);
@@ -211,41 +213,84 @@ void cp_spend_free(struct cp_spend *sp)
     free(sp);
 }
 
-int cp_spend_apply(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *rep)
+/* The ledger <rep> belongs in (*out) and whether it is new (1), counted already (0), or
+ * -errno when the store cannot be read. Lock held. */
+static int place(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *rep,
+                 struct ledger **out)
 {
     const char *node = rep->node && rep->node->id ? rep->node->id : "";
     int64_t end = rep->end_unix_ms > 0 ? rep->end_unix_ms : (int64_t)(sy_wall_us() / 1000);
     char day[11], prev[11];
     struct ledger *l, *lp;
-    uint64_t mark = 0, *seen;
-    bool counted = false;
+    uint64_t mark = 0;
     int rc = 0;
 
     cp_spend_day(end, day);
     cp_spend_day(end - DAY_MS, prev);
-    pthread_mutex_lock(&sp->lock);
     /* The watermark may sit in yesterday's ledger (a report just before midnight). */
     lp = ledger_get(sp, prev, node, &rc);
     l = lp ? ledger_get(sp, day, node, &rc) : NULL;
-    if (!l) {
-        pthread_mutex_unlock(&sp->lock);
+    if (!l)
         return rc;
-    }
     for (size_t i = 0; i < sp->ledgers.n; i++) {
         const struct ledger *x = sp->ledgers.vals[i];
         const uint64_t *s = strcmp(x->node, node) == 0 ? cp_map_get(&x->seen, rep->boot_id) : NULL;
         if (s && *s > mark)
             mark = *s;
     }
-    if (rep->seq <= mark) {
+    *out = l;
+    return rep->seq > mark;
+}
+
+int cp_spend_check(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *rep)
+{
+    struct ledger *l;
+    int rc;
+
+    pthread_mutex_lock(&sp->lock);
+    rc = place(sp, rep, &l);
+    pthread_mutex_unlock(&sp->lock);
+    return rc;
+}
+
+void cp_spend_forget(struct cp_spend *sp, const char *node)
+{
+    struct cp_map keep = {0};
+
+    pthread_mutex_lock(&sp->lock);
+    for (size_t i = 0; i < sp->ledgers.n; i++) {
+        struct ledger *l = sp->ledgers.vals[i];
+        if (strcmp(l->node, node) == 0)
+            ledger_free(l);
+        else
+            cp_map_put(&keep, sp->ledgers.keys[i], l);
+    }
+    cp_map_clear(&sp->ledgers, NULL);
+    sp->ledgers = keep;
+    pthread_mutex_unlock(&sp->lock);
+}
+
+int cp_spend_apply(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *rep)
+{
+    struct ledger *l = NULL;
+    uint64_t *seen;
+    bool counted = false;
+    int rc;
+
+    pthread_mutex_lock(&sp->lock);
+    rc = place(sp, rep, &l);
+    if (rc <= 0) {
         pthread_mutex_unlock(&sp->lock);
-        return 0;
+        return rc;
     }
     for (size_t i = 0; i < rep->n_series; i++) {
         const Switchyard__V1__SeriesDelta *d = rep->series[i];
         struct entry *e;
-        if (d->requests == 0 || !d->model[0])
+        if (!d->model[0])
             continue; /* refused before a model was chosen: no spend */
+        if (d->requests == 0 && d->prompt_tokens == 0 && d->completion_tokens == 0 &&
+            d->cached_tokens == 0 && d->cost_nusd == 0)
+            continue;
         e = entry_get(&l->entries, d->tenant, d->model, d->provider);
         e->requests += d->requests;
         e->prompt += d->prompt_tokens;
@@ -267,28 +312,48 @@ int cp_spend_apply(struct cp_spend *sp, const Switchyard__V1__TelemetryReport *r
     return 1;
 }
 
-int cp_spend_flush(struct cp_spend *sp)
+int cp_spend_flush(struct cp_spend *sp, cp_spend_failed_fn failed, void *arg)
 {
     char key[CP_STORE_MAX_KEY];
+    struct cp_map keep = {0};
     int rc = 0;
 
     pthread_mutex_lock(&sp->lock);
     for (size_t i = 0; i < sp->ledgers.n; i++) {
         struct ledger *l = sp->ledgers.vals[i];
         char *text;
-        int r;
+        int64_t rev = 0;
+        int r = 0;
 
-        if (!l->dirty)
-            continue;
-        text = ledger_print(l);
-        ledger_key(key, sizeof(key), l->day, l->node);
-        r = cp_store_put(sp->store, key, text, strlen(text), NULL);
-        free(text);
-        if (r < 0)
-            rc = r;
-        else
-            l->dirty = false;
+        if (l->dirty) {
+            text = ledger_print(l);
+            ledger_key(key, sizeof(key), l->day, l->node);
+            /* Only over the copy this one extends: another replica may have written it since
+             * (the node's stream moved), and its counts must not be overwritten. */
+            r = cp_store_cas(sp->store, key, text, strlen(text), l->mod_rev, &rev);
+            free(text);
+            if (r == 0) {
+                l->dirty = false;
+                l->mod_rev = rev;
+            } else {
+                rc = rc ? rc : r;
+                if (failed)
+                    failed(arg, l->node, r);
+                if (r == -EEXIST) {
+                    /* Nothing in this copy since its last write was acknowledged: the node
+                     * sends it again, and it is counted on the stored copy. */
+                    sy_warn("%s: written meanwhile by another control plane; counting %s's "
+                            "unacknowledged reports again from the stored copy",
+                            key, l->node);
+                    ledger_free(l);
+                    continue;
+                }
+            }
+        }
+        cp_map_put(&keep, sp->ledgers.keys[i], l);
     }
+    cp_map_clear(&sp->ledgers, NULL);
+    sp->ledgers = keep;
     pthread_mutex_unlock(&sp->lock);
     return rc;
 }
@@ -440,10 +505,6 @@ cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date, 
                                month ? "month (YYYY-MM)" : "day (YYYY-MM-DD)");
         return NULL;
     }
-    /* What arrived in the last second is in memory only: write it first. */
-    rc = cp_spend_flush(sp);
-    if (rc < 0)
-        sy_warn("cannot write spend ledgers: %s", strerror(-rc));
     snprintf(prefix, sizeof(prefix), month ? "spend/%s-" : "spend/%s/", date);
     rc = cp_store_range(sp->store, prefix, &kvs, &n);
     if (rc < 0) {
@@ -451,8 +512,29 @@ cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date, 
         *errmsg = sy_xasprintf("the store cannot be read: %s", strerror(-rc));
         return NULL;
     }
-    for (size_t i = 0; i < n; i++)
-        ledger_parse(kvs[i].value, kvs[i].value_len, &all, NULL);
+    /* The store, except where this replica holds newer counts not written yet (at most a
+     * flush period old): those ledgers come from memory. Reading never writes, so only the
+     * telemetry flusher, which knows what it acknowledged, ever writes a ledger. */
+    pthread_mutex_lock(&sp->lock);
+    for (size_t i = 0; i < n; i++) {
+        const struct ledger *l =
+            strlen(kvs[i].key) > 6 ? cp_map_get(&sp->ledgers, kvs[i].key + 6) : NULL;
+        if (!l || !l->dirty)
+            ledger_parse(kvs[i].value, kvs[i].value_len, &all, NULL);
+    }
+    for (size_t i = 0; i < sp->ledgers.n; i++) {
+        const struct ledger *l = sp->ledgers.vals[i];
+        char key[CP_STORE_MAX_KEY];
+        char *text;
+
+        ledger_key(key, sizeof(key), l->day, l->node);
+        if (!l->dirty || strncmp(key, prefix, strlen(prefix)) != 0)
+            continue;
+        text = ledger_print(l);
+        ledger_parse(text, strlen(text), &all, NULL);
+        free(text);
+    }
+    pthread_mutex_unlock(&sp->lock);
     cp_kv_array_free(kvs, n);
 
     for (size_t i = 0; i < all.n; i++) {

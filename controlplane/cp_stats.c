@@ -113,7 +113,9 @@ static void sparse_add(struct sparse *s, const Switchyard__V1__Histogram *h)
     uint32_t *idx;
     uint64_t *cnt;
 
-    if (n == 0)
+    /* A histogram a peer got wrong is left out (its series' counts still count), so one bad
+     * report cannot make every later merge of this slot fail. */
+    if (n == 0 || !sy_hist_sparse_valid(h->index, h->count, n, h->min, h->max))
         return;
     idx = sy_xmalloc((s->n + n) * sizeof(*idx));
     cnt = sy_xmalloc((s->n + n) * sizeof(*cnt));
@@ -624,9 +626,10 @@ static void group_window(struct slot **slots, size_t n_slots, struct cp_map *map
             for (size_t g = 0; g < n_groupings; g++) {
                 size_t off = 0;
                 key[0] = '\0';
-                for (size_t k = 0; k < n_which[g]; k++)
-                    off += (size_t)snprintf(key + off, sizeof(key) - off, "%s\x1f",
-                                            a->names[which[g][k]]);
+                for (size_t k = 0; k < n_which[g] && off < sizeof(key); k++) {
+                    int w = snprintf(key + off, sizeof(key) - off, "%s\x1f", a->names[which[g][k]]);
+                    off += w > 0 ? (size_t)w : 0;
+                }
                 group_add(&maps[g], key, a);
             }
         }
@@ -1056,9 +1059,9 @@ char *cp_stats_metrics(struct cp_stats *st, size_t *len)
 
 /* ---- summaries ------------------------------------------------------------------------ */
 
-static bool filter_match(const struct cp_stats_filter *f, char *const names[N_NAMES])
+static bool filter_match(const struct cp_stats_filter *f, char *const names[N_NAMES], int sc)
 {
-    return (!f->route || strcmp(f->route, names[N_ROUTE]) == 0) &&
+    return (!f->ok_only || sc == 0) && (!f->route || strcmp(f->route, names[N_ROUTE]) == 0) &&
            (!f->model || strcmp(f->model, names[N_MODEL]) == 0) &&
            (!f->arm || strcmp(f->arm, names[N_ARM]) == 0);
 }
@@ -1074,7 +1077,7 @@ void cp_stats_summary(struct cp_stats *st, const struct cp_stats_filter *f, int 
     if (window < 0) {
         for (size_t i = 0; i < st->cum.n; i++) {
             const struct cum *c = st->cum.vals[i];
-            if (!filter_match(f, c->names))
+            if (!filter_match(f, c->names, c->sc))
                 continue;
             out->requests += c->c.requests;
             out->cost_nusd += c->c.cost_nusd;
@@ -1090,7 +1093,7 @@ void cp_stats_summary(struct cp_stats *st, const struct cp_stats_filter *f, int 
         for (size_t s = 0; s < n; s++) {
             for (size_t i = 0; i < slots[s]->series.n; i++) {
                 const struct agg *a = slots[s]->series.vals[i];
-                if (!filter_match(f, a->names))
+                if (!filter_match(f, a->names, a->sc))
                     continue;
                 out->requests += a->c.requests;
                 out->cost_nusd += a->c.cost_nusd;

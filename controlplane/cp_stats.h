@@ -59,6 +59,7 @@ struct cp_stats_filter {
     const char *route;
     const char *model;
     const char *arm; /* "experiment/arm" */
+    bool ok_only;    /* only answers with a 2xx status (latency and cost of successes) */
 };
 struct cp_stats_summary {
     uint64_t requests, errors; /* errors: 5xx */

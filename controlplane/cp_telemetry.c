@@ -23,6 +23,8 @@ struct session {
     char *boot_id;
     uint64_t applied; /* highest seq applied or found already applied */
     uint64_t acked;   /* highest seq acknowledged */
+    uint64_t id;      /* unique per session: an address may be reused after a close */
+    bool failed;      /* a report could not be placed: nothing after it may count */
     struct session *next;
 };
 
@@ -34,6 +36,7 @@ struct cp_telemetry {
 
     pthread_mutex_t lock; /* sessions */
     struct session *sessions;
+    uint64_t next_session_id;
 
     pthread_t flusher;
     pthread_mutex_t flush_lock;
@@ -78,10 +81,39 @@ static void on_open(struct sy_grpc_call *call, void *arg)
 
     s->call = sy_grpc_call_ref(call);
     pthread_mutex_lock(&t->lock);
+    s->id = ++t->next_session_id;
     s->next = t->sessions;
     t->sessions = s;
     sy_grpc_call_set_user(call, s);
     pthread_mutex_unlock(&t->lock);
+}
+
+/* Names longer than any proxy sends (they cut at 127 bytes) are a peer's bug: refused
+ * rather than carried into every view. */
+static bool names_too_long(const Switchyard__V1__TelemetryReport *rep)
+{
+    if (strlen(rep->node->id) > CP_TELEMETRY_NAME_MAX || strlen(rep->boot_id) > 64)
+        return true;
+    for (size_t i = 0; i < rep->n_series; i++) {
+        const Switchyard__V1__SeriesDelta *d = rep->series[i];
+        const char *names[] = {d->tenant, d->route, d->provider, d->model, d->arm};
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if (strlen(names[k]) > CP_TELEMETRY_NAME_MAX)
+                return true;
+    }
+    for (size_t i = 0; i < rep->n_upstream_errors; i++)
+        if (strlen(rep->upstream_errors[i]->provider) > CP_TELEMETRY_NAME_MAX ||
+            strlen(rep->upstream_errors[i]->code) > CP_TELEMETRY_NAME_MAX)
+            return true;
+    for (size_t i = 0; i < rep->n_tags; i++)
+        if (strlen(rep->tags[i]->tenant) > CP_TELEMETRY_NAME_MAX ||
+            strlen(rep->tags[i]->tag) > CP_TELEMETRY_NAME_MAX)
+            return true;
+    for (size_t i = 0; i < rep->n_targets; i++)
+        if (strlen(rep->targets[i]->provider) > CP_TELEMETRY_NAME_MAX ||
+            strlen(rep->targets[i]->model) > CP_TELEMETRY_NAME_MAX)
+            return true;
+    return false;
 }
 
 static void on_message(struct sy_grpc_call *call, const uint8_t *data, size_t len, void *arg)
@@ -103,15 +135,29 @@ static void on_message(struct sy_grpc_call *call, const uint8_t *data, size_t le
             switchyard__v1__telemetry_report__free_unpacked(rep, NULL);
         return;
     }
+    if (!s || names_too_long(rep)) {
+        sy_grpc_call_close(call, SY_GRPC_INVALID_ARGUMENT,
+                           "a name in the TelemetryReport is longer than 256 bytes");
+        switchyard__v1__telemetry_report__free_unpacked(rep, NULL);
+        return;
+    }
     pthread_mutex_lock(&t->lock);
-    if (s && !s->node) {
+    if (s->failed) {
+        /* The stream is closing: a report after one that failed must not overtake it. */
+        pthread_mutex_unlock(&t->lock);
+        switchyard__v1__telemetry_report__free_unpacked(rep, NULL);
+        return;
+    }
+    if (!s->node) {
         s->node = sy_xstrdup(rep->node->id);
         s->boot_id = sy_xstrdup(rep->boot_id);
         sy_info("proxy %s streams telemetry from %s (boot %s, from seq %" PRIu64 ")", s->node,
                 sy_grpc_call_peer(call), s->boot_id, rep->seq);
         cp_stats_node_connected(t->stats, s->node, true);
-    } else if (s &&
-               (strcmp(s->node, rep->node->id) != 0 || strcmp(s->boot_id, rep->boot_id) != 0)) {
+        /* Another replica may have counted this node's reports since we last did. */
+        cp_spend_forget(t->spend, s->node);
+    } else if (strcmp(s->node, rep->node->id) != 0 || strcmp(s->boot_id, rep->boot_id) != 0) {
+        s->failed = true;
         pthread_mutex_unlock(&t->lock);
         sy_grpc_call_close(call, SY_GRPC_INVALID_ARGUMENT,
                            "node.id and boot_id must not change within a stream");
@@ -120,24 +166,33 @@ static void on_message(struct sy_grpc_call *call, const uint8_t *data, size_t le
     }
     pthread_mutex_unlock(&t->lock);
 
-    rc = cp_spend_apply(t->spend, rep);
+    /* Check, then the feedback (it must be stored before the report counts: a counted report
+     * is never taken again), then count. */
+    rc = cp_spend_check(t->spend, rep);
+    if (rc > 0) {
+        for (size_t i = 0; t->feedback_fn && i < rep->n_feedback && rc > 0; i++)
+            if (t->feedback_fn(t->feedback_arg, rep->feedback[i], rep->node->id) < 0)
+                rc = -EAGAIN;
+        if (rc > 0)
+            rc = cp_spend_apply(t->spend, rep);
+    }
     if (rc < 0) {
-        sy_warn("cannot place telemetry from %s in the spend ledgers (%s): closing the stream "
-                "so that it is sent again",
-                rep->node->id, strerror(-rc));
+        sy_warn("cannot place telemetry from %s (%s): closing the stream so that it is sent "
+                "again",
+                rep->node->id, rc == -EAGAIN ? "feedback not stored" : strerror(-rc));
+        pthread_mutex_lock(&t->lock);
+        s->failed = true;
+        pthread_mutex_unlock(&t->lock);
         sy_grpc_call_close(call, SY_GRPC_UNAVAILABLE, "the control plane's store is unavailable");
         switchyard__v1__telemetry_report__free_unpacked(rep, NULL);
         return;
     }
-    if (rc == 0) {
+    if (rc == 0)
         cp_stats_count_duplicate(t->stats);
-    } else {
+    else
         cp_stats_apply(t->stats, rep, wall_ms());
-        for (size_t i = 0; t->feedback_fn && i < rep->n_feedback; i++)
-            t->feedback_fn(t->feedback_arg, rep->feedback[i], rep->node->id);
-    }
     pthread_mutex_lock(&t->lock);
-    if (s && rep->seq > s->applied)
+    if (rep->seq > s->applied)
         s->applied = rep->seq;
     pthread_mutex_unlock(&t->lock);
     switchyard__v1__telemetry_report__free_unpacked(rep, NULL);
@@ -177,45 +232,94 @@ static const struct sy_grpc_stream_ops telemetry_ops = {
     .on_close = on_close,
 };
 
-/* Flush, then acknowledge what was applied before it. */
+/* Nodes whose ledgers could not be written in one flush. */
+struct failures {
+    char **nodes;
+    bool *conflict;
+    size_t n;
+};
+
+static void on_failed(void *arg, const char *node, int rc)
+{
+    struct failures *f = arg;
+
+    f->nodes = sy_xrealloc(f->nodes, (f->n + 1) * sizeof(*f->nodes));
+    f->conflict = sy_xrealloc(f->conflict, (f->n + 1) * sizeof(*f->conflict));
+    f->nodes[f->n] = sy_xstrdup(node);
+    f->conflict[f->n++] = rc == -EEXIST;
+}
+
+/* -1: written; 0: failed, retried; 1: another replica wrote it (the stream must restart). */
+static int failure_of(const struct failures *f, const char *node)
+{
+    int r = -1;
+    for (size_t i = 0; node && i < f->n; i++)
+        if (strcmp(f->nodes[i], node) == 0)
+            r = r == 1 || f->conflict[i] ? 1 : 0;
+    return r;
+}
+
+/* Flush, then acknowledge what was applied before it, on each stream whose node's ledgers
+ * were written. A node whose ledger another replica wrote in between has its streams
+ * closed: its unacknowledged reports come again and count on the stored copy. */
 static void flush_and_ack(struct cp_telemetry *t)
 {
     struct pending {
-        struct session *s;
+        uint64_t id;
         uint64_t seq;
     } *todo = NULL;
-    size_t n = 0, cap = 0;
+    struct failures f = {0};
+    struct sy_grpc_call **closing = NULL;
+    size_t n = 0, cap = 0, n_closing = 0;
     int rc;
 
     pthread_mutex_lock(&t->lock);
     for (struct session *s = t->sessions; s; s = s->next) {
-        if (s->applied > s->acked) {
+        if (s->applied > s->acked && !s->failed) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 16;
                 todo = sy_xrealloc(todo, cap * sizeof(*todo));
             }
-            todo[n].s = s;
+            todo[n].id = s->id;
             todo[n++].seq = s->applied;
         }
     }
     pthread_mutex_unlock(&t->lock);
-    rc = cp_spend_flush(t->spend);
-    if (rc < 0) {
-        sy_warn("cannot write spend ledgers (%s): acknowledgements wait", strerror(-rc));
-        free(todo);
-        return;
-    }
+    rc = cp_spend_flush(t->spend, on_failed, &f);
+    if (rc < 0)
+        sy_warn("cannot write the spend ledgers of %zu node(s) (%s): their acknowledgements wait",
+                f.n, strerror(-rc));
     pthread_mutex_lock(&t->lock);
-    for (size_t i = 0; i < n; i++) {
-        /* The session may have closed meanwhile: only ack those still listed. */
-        for (struct session *s = t->sessions; s; s = s->next) {
-            if (s == todo[i].s && todo[i].seq > s->acked) {
+    for (struct session *s = t->sessions; s; s = s->next) {
+        int fail = failure_of(&f, s->node);
+
+        if (fail == 1 && !s->failed) {
+            s->failed = true;
+            closing = sy_xrealloc(closing, (n_closing + 1) * sizeof(*closing));
+            closing[n_closing++] = sy_grpc_call_ref(s->call);
+            continue;
+        }
+        if (fail == 0 || s->failed)
+            continue;
+        for (size_t i = 0; i < n; i++) {
+            if (todo[i].id == s->id && todo[i].seq > s->acked) {
                 send_ack(s, todo[i].seq);
                 break;
             }
         }
     }
     pthread_mutex_unlock(&t->lock);
+    /* Outside the lock: closing may run on_close, which takes it. */
+    for (size_t i = 0; i < n_closing; i++) {
+        sy_grpc_call_close(closing[i], SY_GRPC_UNAVAILABLE,
+                           "another control plane counted this node meanwhile; reconnect");
+        sy_grpc_call_unref(closing[i]);
+    }
+    free(closing);
+    for (size_t i = 0; i < f.n; i++)
+        free(f.nodes[i]);
+    free(f.nodes);
+    free(f.conflict);
     free(todo);
 }
 
@@ -290,7 +394,7 @@ void cp_telemetry_free(struct cp_telemetry *t)
     pthread_cond_signal(&t->flush_cond);
     pthread_mutex_unlock(&t->flush_lock);
     pthread_join(t->flusher, NULL);
-    if (cp_spend_flush(t->spend) < 0)
+    if (cp_spend_flush(t->spend, NULL, NULL) < 0)
         sy_warn("spend not written at shutdown: the proxies will send it again");
     while (t->sessions) { /* none after the server is freed; defensive */
         struct session *s = t->sessions;

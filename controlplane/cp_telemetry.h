@@ -1,7 +1,7 @@
 /* controlplane/cp_telemetry.h - the Telemetry gRPC service: proxies' reports in, acks out.
  *
- * Each report is deduplicated and counted in the spend ledgers (cp_spend), then added to the
- * traffic views (cp_stats), and its feedback handed to the feedback sink. A flusher thread
+ * Each report is deduplicated, its feedback handed to the feedback sink, then it is counted
+ * in the spend ledgers (cp_spend) and added to the traffic views (cp_stats). A flusher thread
  * writes the ledgers every CP_TELEMETRY_FLUSH_MS and then acknowledges, on each stream, the
  * reports applied before that write: an acknowledged report is durable. When the store
  * cannot be read to place a report, the stream is closed with UNAVAILABLE so that the proxy
@@ -21,9 +21,12 @@ struct sy_grpc_server;
 
 #define CP_TELEMETRY_METHOD "/switchyard.v1.Telemetry/StreamTelemetry"
 #define CP_TELEMETRY_FLUSH_MS 250
+#define CP_TELEMETRY_NAME_MAX 256 /* longest name a report may carry */
 
-/* Receives each forwarded feedback once (the report it came in was applied). gRPC thread. */
-typedef void (*cp_feedback_fn)(void *arg, const Switchyard__V1__Feedback *fb, const char *node);
+/* Receives each forwarded feedback of a report before the report counts. Returns 0 (stored,
+ * duplicate or refused: done with), or < 0 when it could not be stored now: the report is
+ * then not counted and the stream is closed, so that the proxy sends it again. gRPC thread. */
+typedef int (*cp_feedback_fn)(void *arg, const Switchyard__V1__Feedback *fb, const char *node);
 
 /* <stats> and <spend> are borrowed and must outlive the service. Starts the flusher. */
 struct cp_telemetry *cp_telemetry_new(struct cp_stats *stats, struct cp_spend *spend);

@@ -751,12 +751,18 @@ int dp_stats_view_diff(const struct dp_stats_view *cur, const struct dp_stats_vi
             j++;
         if (prev && j < prev->n_rows && cmp == 0)
             p = prev->rows[j];
-        if (p && p->requests >= c->requests)
+        /* Every field on its own: a copy made while its writer recorded (torn) may hold a
+         * request's count before its tokens, which then arrive with no new request. */
+        if (p && p->requests >= c->requests && p->prompt_tokens >= c->prompt_tokens &&
+            p->completion_tokens >= c->completion_tokens && p->cached_tokens >= c->cached_tokens &&
+            p->cost_nusd >= c->cost_nusd &&
+            sy_hist_count(&p->latency) >= sy_hist_count(&c->latency) &&
+            sy_hist_count(&p->ttft) >= sy_hist_count(&c->ttft))
             continue;
         d->key = c->key;
         d->hash = c->hash;
-        d->requests = c->requests - (p ? p->requests : 0);
 #define SUB0(f) (p && p->f < c->f ? c->f - p->f : (p ? 0 : c->f))
+        d->requests = SUB0(requests);
         d->prompt_tokens = SUB0(prompt_tokens);
         d->completion_tokens = SUB0(completion_tokens);
         d->cached_tokens = SUB0(cached_tokens);
@@ -799,16 +805,17 @@ void dp_stats_view_diff_tags(const struct dp_stats_view *cur, const struct dp_st
         while (prev && j < prev->n_tags && (cmp = tag_cmp(&prev->tags[j], &d)) < 0)
             j++;
         if (prev && j < prev->n_tags && cmp == 0) {
+            /* Each counter on its own (they are read one by one while the writer records): a
+             * request's cost may show up one cut after its count. */
             const struct dp_stats_tag_row *p = &prev->tags[j];
-            if (p->requests >= d.requests)
-                continue;
-            d.requests -= p->requests;
+            d.requests -= p->requests < d.requests ? p->requests : d.requests;
             d.prompt_tokens -=
                 p->prompt_tokens < d.prompt_tokens ? p->prompt_tokens : d.prompt_tokens;
             d.completion_tokens -= p->completion_tokens < d.completion_tokens ? p->completion_tokens
                                                                               : d.completion_tokens;
             d.cost_nusd -= p->cost_nusd < d.cost_nusd ? p->cost_nusd : d.cost_nusd;
         }
-        fn(&d, arg);
+        if (d.requests || d.prompt_tokens || d.completion_tokens || d.cost_nusd)
+            fn(&d, arg);
     }
 }

@@ -48,14 +48,14 @@ struct dp_telemetry {
     bool stream_closed;        /* guarded by lock */
     struct report *backlog;    /* guarded by lock: a ring of unacknowledged reports */
     size_t cap, head, count;
-    uint64_t acked; /* guarded by lock: highest acknowledged seq */
+    uint64_t acked;     /* guarded by lock: highest acknowledged seq */
+    uint64_t sent_upto; /* guarded by lock: highest seq queued on the current stream */
 
     /* Telemetry thread only. */
     struct dp_stats_view *prev; /* the last cut, NULL before the first */
     int64_t prev_ms;            /* when it was cut (the next report's start) */
     uint64_t next_seq;
     uint64_t coalesced;
-    uint64_t sent_upto; /* highest seq queued on the current stream */
 
     pthread_mutex_t fb_lock; /* the feedback waiting for the next report */
     Switchyard__V1__Feedback **fb;
@@ -366,7 +366,10 @@ static void on_message(struct sy_grpc_call *call, const uint8_t *data, size_t le
         return;
     }
     pthread_mutex_lock(&t->lock);
-    if (strcmp(ack->boot_id, t->boot_id) == 0 && ack->acked_seq > t->acked) {
+    /* An ack beyond what this stream sent cannot be ours (a control plane's mistake): taking
+     * it would drop reports it never received. */
+    if (strcmp(ack->boot_id, t->boot_id) == 0 && ack->acked_seq > t->acked &&
+        ack->acked_seq <= t->sent_upto) {
         t->acked = ack->acked_seq;
         while (t->count > 0 && t->backlog[t->head].seq <= t->acked) {
             free(t->backlog[t->head].buf);
