@@ -202,6 +202,56 @@ int sy_json_check_tree(const cJSON *root, int max_depth, char **errmsg)
     return check_node(root, 1, max_depth, path, 0, errmsg);
 }
 
+const char *sy_json_kind(const cJSON *item)
+{
+    if (cJSON_IsNull(item))
+        return "null";
+    if (cJSON_IsBool(item))
+        return "a boolean";
+    if (cJSON_IsNumber(item))
+        return "a number";
+    if (cJSON_IsString(item))
+        return "a string";
+    if (cJSON_IsArray(item))
+        return "a list";
+    if (cJSON_IsObject(item))
+        return "a mapping";
+    return "an invalid value";
+}
+
+const cJSON *sy_json_field(const cJSON *obj, const char *key)
+{
+    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
+
+    return cJSON_IsNull(it) ? NULL : it;
+}
+
+const char *sy_json_quote(char *buf, const char *s)
+{
+    size_t n = 0, i;
+
+    buf[n++] = '"';
+    for (i = 0; s[i] && i < SY_JSON_QUOTE_SRC_MAX; i++) {
+        unsigned char ch = (unsigned char)s[i];
+
+        if (ch == '"' || ch == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)ch;
+        } else if (ch < 0x20 || ch == 0x7f) {
+            n += (size_t)snprintf(buf + n, SY_JSON_QUOTE_BUF - n, "\\x%02x", ch);
+        } else {
+            buf[n++] = (char)ch;
+        }
+    }
+    if (s[i]) {
+        memcpy(buf + n, "...", 3);
+        n += 3;
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return buf;
+}
+
 const char *sy_json_type_name(const cJSON *item)
 {
     if (!item)

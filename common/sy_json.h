@@ -32,6 +32,23 @@ int sy_json_check_tree(const cJSON *root, int max_depth, char **errmsg);
  * "string", "array", "object" ("nothing" for NULL, "invalid" for a broken item). */
 const char *sy_json_type_name(const cJSON *item);
 
+/* The same as it reads in a message about a document's field: "a mapping", "a list",
+ * "a string", "a number", "a boolean", "null" ("an invalid value" otherwise). Static. */
+const char *sy_json_kind(const cJSON *item);
+
+/* <obj>'s member <key>, an explicit null counting as absent (YAML's `key:` with nothing
+ * after it). NULL when absent. */
+const cJSON *sy_json_field(const cJSON *obj, const char *key);
+
+/* Longest user text an error message shows, in source bytes, and the room it needs quoted. */
+#define SY_JSON_QUOTE_SRC_MAX 64
+#define SY_JSON_QUOTE_BUF (SY_JSON_QUOTE_SRC_MAX * 4 + 8)
+
+/* Writes <s> double-quoted into <buf> (SY_JSON_QUOTE_BUF bytes) with '"' and '\' escaped,
+ * control characters as \xNN and text beyond SY_JSON_QUOTE_SRC_MAX bytes clipped to "...",
+ * so a message stays on its line and a hostile value stays short. Returns <buf>. */
+const char *sy_json_quote(char *buf, const char *s);
+
 /* Counts the direct children of an array or object <item> (0 for anything else). Unlike
  * cJSON_GetArraySize this returns size_t. */
 size_t sy_json_count(const cJSON *item);

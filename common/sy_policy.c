@@ -31,16 +31,14 @@
 
 #include <openssl/crypto.h>
 
-#define MAX_ERRORS 100        /* reported individually; the rest are counted */
-#define NAME_MAX_LEN 256      /* provider, model, route names and upstream models */
-#define ENV_NAME_MAX_LEN 256  /* api_key_env */
-#define URL_MAX_LEN 2048      /* base_url */
-#define MAX_HEADERS 64        /* per provider */
-#define HEADER_VALUE_MAX 8192 /* bytes */
-#define MAX_WEIGHT 1000000    /* per target */
-#define MAX_PRICE 1000000.0   /* USD per million tokens */
-#define QUOTE_SRC_MAX 64      /* user text shown in a message, in source bytes */
-#define QUOTE_BUF (QUOTE_SRC_MAX * 4 + 8)
+#define MAX_ERRORS 100             /* reported individually; the rest are counted */
+#define NAME_MAX_LEN 256           /* provider, model, route names and upstream models */
+#define ENV_NAME_MAX_LEN 256       /* api_key_env */
+#define URL_MAX_LEN 2048           /* base_url */
+#define MAX_HEADERS 64             /* per provider */
+#define HEADER_VALUE_MAX 8192      /* bytes */
+#define MAX_WEIGHT 1000000         /* per target */
+#define MAX_PRICE 1000000.0        /* USD per million tokens */
 #define LIST_BUF 256               /* "expected one of: ..." lists */
 #define TOKEN_MAX_LEN 32           /* provider region and compliance tags */
 #define MAX_COMPLIANCE 32          /* tags per provider */
@@ -315,7 +313,7 @@ static size_t key_index_insert(struct sy_policy *pol, size_t e)
 /* ---- error collection ------------------------------------------------------------------ */
 
 /* Records one error as "<path>.<key>: <message>" (or "<path>: ..." without <key>, or
- * "policy: ..." at the top). User text must come through quote(). */
+ * "policy: ..." at the top). User text must come through sy_json_quote(). */
 static void errf(struct compiler *c, const char *path, const char *key, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void errf(struct compiler *c, const char *path, const char *key, const char *fmt, ...)
@@ -343,34 +341,6 @@ static void errf(struct compiler *c, const char *path, const char *key, const ch
     free(line);
 }
 
-/* Writes <s> double-quoted into <buf> (QUOTE_BUF bytes) with control characters escaped
- * and long text clipped, so a message stays on its line and a hostile value stays short. */
-static const char *quote(char *buf, const char *s)
-{
-    size_t n = 0, i;
-
-    buf[n++] = '"';
-    for (i = 0; s[i] && i < QUOTE_SRC_MAX; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            n += (size_t)snprintf(buf + n, QUOTE_BUF - n, "\\x%02x", ch);
-        } else {
-            buf[n++] = (char)ch;
-        }
-    }
-    if (s[i]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    return buf;
-}
-
 /* Joins a NULL-terminated word list with ", " into <buf> (LIST_BUF bytes). */
 static const char *join_words(char *buf, const char *const *words)
 {
@@ -386,24 +356,6 @@ static const char *join_words(char *buf, const char *const *words)
     return buf;
 }
 
-/* Type names as an operator writing YAML thinks of them. */
-static const char *type_name(const cJSON *it)
-{
-    if (cJSON_IsNull(it))
-        return "null";
-    if (cJSON_IsBool(it))
-        return "a boolean";
-    if (cJSON_IsNumber(it))
-        return "a number";
-    if (cJSON_IsString(it))
-        return "a string";
-    if (cJSON_IsArray(it))
-        return "a list";
-    if (cJSON_IsObject(it))
-        return "a mapping";
-    return "an invalid value";
-}
-
 /* ---- typed field readers --------------------------------------------------------------- */
 
 /* Reports every key of <obj> that the schema does not know (typos must not pass silently)
@@ -411,7 +363,7 @@ static const char *type_name(const cJSON *it)
 static void check_keys(struct compiler *c, const cJSON *obj, const char *path,
                        const char *const *allowed)
 {
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
     uint64_t seen = 0;
     const cJSON *it;
     size_t k;
@@ -422,7 +374,7 @@ static void check_keys(struct compiler *c, const cJSON *obj, const char *path,
         for (k = 0; allowed[k] && strcmp(allowed[k], key) != 0; k++)
             ;
         if (!allowed[k]) {
-            errf(c, path, NULL, "unknown key %s (expected one of: %s)", quote(q, key),
+            errf(c, path, NULL, "unknown key %s (expected one of: %s)", sy_json_quote(q, key),
                  join_words(list, allowed));
         } else if (seen & (1ull << k)) {
             errf(c, path, key, "given more than once");
@@ -430,15 +382,6 @@ static void check_keys(struct compiler *c, const cJSON *obj, const char *path,
             seen |= 1ull << k;
         }
     }
-}
-
-/* Returns <obj>'s value for <key>, treating an explicit null like an absent key (YAML's
- * `key:` with nothing after it). */
-static const cJSON *field(const cJSON *obj, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-    return cJSON_IsNull(it) ? NULL : it;
 }
 
 static bool has_control_chars(const char *s)
@@ -453,7 +396,7 @@ static bool has_control_chars(const char *s)
 static const char *get_str(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                            bool required)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
 
     if (!it) {
         if (required)
@@ -461,7 +404,7 @@ static const char *get_str(struct compiler *c, const cJSON *obj, const char *pat
         return NULL;
     }
     if (!cJSON_IsString(it)) {
-        errf(c, path, key, "expected a string, got %s", type_name(it));
+        errf(c, path, key, "expected a string, got %s", sy_json_kind(it));
         return NULL;
     }
     return it->valuestring;
@@ -496,13 +439,13 @@ static const char *get_name(struct compiler *c, const cJSON *obj, const char *pa
 static uint64_t get_uint(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                          uint64_t min, uint64_t max, uint64_t def)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
     double v;
 
     if (!it)
         return def;
     if (!cJSON_IsNumber(it)) {
-        errf(c, path, key, "expected an integer, got %s", type_name(it));
+        errf(c, path, key, "expected an integer, got %s", sy_json_kind(it));
         return def;
     }
     v = it->valuedouble;
@@ -521,12 +464,12 @@ static uint64_t get_uint(struct compiler *c, const cJSON *obj, const char *path,
 /* Returns the price at <key> (USD per million tokens, 0..MAX_PRICE), or 0. */
 static double get_price(struct compiler *c, const cJSON *obj, const char *path, const char *key)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
 
     if (!it)
         return 0;
     if (!cJSON_IsNumber(it)) {
-        errf(c, path, key, "expected a number, got %s", type_name(it));
+        errf(c, path, key, "expected a number, got %s", sy_json_kind(it));
         return 0;
     }
     if (!isfinite(it->valuedouble) || it->valuedouble < 0 || it->valuedouble > MAX_PRICE) {
@@ -541,13 +484,13 @@ static double get_price(struct compiler *c, const cJSON *obj, const char *path, 
 static double get_number(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                          double min, bool min_open, double max, double def)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
     double v;
 
     if (!it)
         return def;
     if (!cJSON_IsNumber(it)) {
-        errf(c, path, key, "expected a number, got %s", type_name(it));
+        errf(c, path, key, "expected a number, got %s", sy_json_kind(it));
         return def;
     }
     v = it->valuedouble;
@@ -563,7 +506,7 @@ static double get_number(struct compiler *c, const cJSON *obj, const char *path,
 static int64_t get_opt_int(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                            uint64_t max)
 {
-    if (!field(obj, key))
+    if (!sy_json_field(obj, key))
         return -1;
     return (int64_t)get_uint(c, obj, path, key, 0, max, 0);
 }
@@ -572,12 +515,12 @@ static int64_t get_opt_int(struct compiler *c, const cJSON *obj, const char *pat
 static bool get_bool(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                      bool def)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
 
     if (!it)
         return def;
     if (!cJSON_IsBool(it)) {
-        errf(c, path, key, "expected true or false, got %s", type_name(it));
+        errf(c, path, key, "expected true or false, got %s", sy_json_kind(it));
         return def;
     }
     return cJSON_IsTrue(it);
@@ -587,7 +530,7 @@ static bool get_bool(struct compiler *c, const cJSON *obj, const char *path, con
 static enum sy_tristate get_tri(struct compiler *c, const cJSON *obj, const char *path,
                                 const char *key)
 {
-    if (!field(obj, key))
+    if (!sy_json_field(obj, key))
         return SY_TRI_ANY;
     return get_bool(c, obj, path, key, false) ? SY_TRI_YES : SY_TRI_NO;
 }
@@ -597,7 +540,7 @@ static enum sy_tristate get_tri(struct compiler *c, const cJSON *obj, const char
 static const cJSON *get_map(struct compiler *c, const cJSON *obj, const char *path, const char *key,
                             bool required)
 {
-    const cJSON *it = key ? field(obj, key) : obj;
+    const cJSON *it = key ? sy_json_field(obj, key) : obj;
 
     if (!it) {
         if (required)
@@ -605,7 +548,7 @@ static const cJSON *get_map(struct compiler *c, const cJSON *obj, const char *pa
         return NULL;
     }
     if (!cJSON_IsObject(it)) {
-        errf(c, path, key, "expected a mapping, got %s", type_name(it));
+        errf(c, path, key, "expected a mapping, got %s", sy_json_kind(it));
         return NULL;
     }
     return it;
@@ -615,7 +558,7 @@ static const cJSON *get_map(struct compiler *c, const cJSON *obj, const char *pa
 static const cJSON *get_list(struct compiler *c, const cJSON *obj, const char *path,
                              const char *key, bool required, size_t *n)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
 
     *n = 0;
     if (!it) {
@@ -624,7 +567,7 @@ static const cJSON *get_list(struct compiler *c, const cJSON *obj, const char *p
         return NULL;
     }
     if (!cJSON_IsArray(it)) {
-        errf(c, path, key, "expected a list, got %s", type_name(it));
+        errf(c, path, key, "expected a list, got %s", sy_json_kind(it));
         return NULL;
     }
     *n = sy_json_count(it);
@@ -665,7 +608,7 @@ static bool is_lower_token(const char *s)
 static void compile_compliance(struct compiler *c, const cJSON *obj, const char *ppath,
                                struct sy_provider *p)
 {
-    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     size_t n, i, j;
 
@@ -681,20 +624,20 @@ static void compile_compliance(struct compiler *c, const cJSON *obj, const char 
     for (it = list->child, i = 0; it; it = it->next, i++) {
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!cJSON_IsString(it)) {
-            errf(c, ipath, NULL, "expected a string, got %s", type_name(it));
+            errf(c, ipath, NULL, "expected a string, got %s", sy_json_kind(it));
             continue;
         }
         if (!is_lower_token(it->valuestring)) {
             errf(c, ipath, NULL,
                  "%s is not a compliance tag (1 to %d characters of a-z, 0-9 and '-')",
-                 quote(q, it->valuestring), TOKEN_MAX_LEN);
+                 sy_json_quote(q, it->valuestring), TOKEN_MAX_LEN);
             continue;
         }
         for (j = 0; j < p->n_compliance; j++)
             if (strcmp(p->compliance[j], it->valuestring) == 0)
                 break;
         if (j < p->n_compliance) {
-            errf(c, ipath, NULL, "%s is listed twice", quote(q, it->valuestring));
+            errf(c, ipath, NULL, "%s is listed twice", sy_json_quote(q, it->valuestring));
             continue;
         }
         p->compliance[p->n_compliance++] = sy_xstrdup(it->valuestring);
@@ -706,7 +649,7 @@ static void compile_kind(struct compiler *c, const cJSON *obj, const char *path,
 {
     const char *kind = get_str(c, obj, path, "kind", false);
     const char *names[SY_ARRAY_LEN(provider_kinds) + 1];
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
     size_t i;
 
     p->kind = SY_PROVIDER_OPENAI;
@@ -720,7 +663,7 @@ static void compile_kind(struct compiler *c, const cJSON *obj, const char *path,
         }
     }
     names[i] = NULL;
-    errf(c, path, "kind", "unknown kind %s (accepted: %s)", quote(q, kind),
+    errf(c, path, "kind", "unknown kind %s (accepted: %s)", sy_json_quote(q, kind),
          join_words(list, names));
 }
 
@@ -771,7 +714,7 @@ static void compile_headers(struct compiler *c, const cJSON *obj, const char *pp
                             struct sy_provider *p)
 {
     const cJSON *map = get_map(c, obj, ppath, "headers", false);
-    char path[SUBPATH_BUF], q[QUOTE_BUF];
+    char path[SUBPATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *it;
     size_t n, i, j, k;
 
@@ -792,7 +735,7 @@ static void compile_headers(struct compiler *c, const cJSON *obj, const char *pp
         for (v = name; *v && ok; v++)
             ok = is_token_char((unsigned char)*v);
         if (!ok) {
-            errf(c, path, NULL, "invalid header name %s", quote(q, name));
+            errf(c, path, NULL, "invalid header name %s", sy_json_quote(q, name));
             continue;
         }
         for (k = 0; reserved_headers[k]; k++)
@@ -800,17 +743,17 @@ static void compile_headers(struct compiler *c, const cJSON *obj, const char *pp
                 break;
         if (reserved_headers[k]) {
             errf(c, path, NULL, "header %s is set by the proxy and cannot be configured",
-                 quote(q, name));
+                 sy_json_quote(q, name));
             continue;
         }
         if (p->api_key_env && strcasecmp(name, "authorization") == 0) {
             errf(c, path, NULL, "header %s conflicts with api_key_env, which sets it",
-                 quote(q, name));
+                 sy_json_quote(q, name));
             continue;
         }
         if (!cJSON_IsString(it)) {
-            errf(c, path, NULL, "header %s: expected a string value, got %s", quote(q, name),
-                 type_name(it));
+            errf(c, path, NULL, "header %s: expected a string value, got %s",
+                 sy_json_quote(q, name), sy_json_kind(it));
             continue;
         }
         v = it->valuestring;
@@ -821,11 +764,11 @@ static void compile_headers(struct compiler *c, const cJSON *obj, const char *pp
             errf(c, path, NULL,
                  "header %s: value must not contain CR, LF or other control "
                  "characters",
-                 quote(q, name));
+                 sy_json_quote(q, name));
             continue;
         }
         if (k > HEADER_VALUE_MAX) {
-            errf(c, path, NULL, "header %s: value is longer than %d bytes", quote(q, name),
+            errf(c, path, NULL, "header %s: value is longer than %d bytes", sy_json_quote(q, name),
                  HEADER_VALUE_MAX);
             continue;
         }
@@ -833,7 +776,8 @@ static void compile_headers(struct compiler *c, const cJSON *obj, const char *pp
             if (strcasecmp(p->headers[j].name, name) == 0)
                 break;
         if (j < i) {
-            errf(c, path, NULL, "header %s given twice (header names ignore case)", quote(q, name));
+            errf(c, path, NULL, "header %s given twice (header names ignore case)",
+                 sy_json_quote(q, name));
             continue;
         }
         p->headers[i].name = sy_xstrdup(name);
@@ -847,7 +791,7 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
     struct sy_policy *pol = c->pol;
     struct sy_provider *p = &pol->providers[i];
     struct table t = provider_table(pol);
-    char path[PATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const char *s;
     size_t dup;
 
@@ -863,7 +807,8 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
         p->name = sy_xstrdup(s);
         dup = index_insert(&pol->provider_index, &t, i);
         if (dup != SIZE_MAX)
-            errf(c, path, "name", "duplicate provider %s (also providers[%zu])", quote(q, s), dup);
+            errf(c, path, "name", "duplicate provider %s (also providers[%zu])",
+                 sy_json_quote(q, s), dup);
     }
     compile_kind(c, obj, path, p);
     compile_base_url(c, obj, path, p);
@@ -873,13 +818,14 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
         errf(c, path, "api_key_env",
              "%s is not an environment variable name (letters, digits and '_', not starting "
              "with a digit)",
-             quote(q, s));
+             sy_json_quote(q, s));
     else if (s)
         p->api_key_env = sy_xstrdup(s);
 
     s = get_str(c, obj, path, "api_version", false);
     if (s && (!*s || strlen(s) > 64 || strpbrk(s, " \t\r\n&?#/")))
-        errf(c, path, "api_version", "%s is not a version string (e.g. 2024-10-21)", quote(q, s));
+        errf(c, path, "api_version", "%s is not a version string (e.g. 2024-10-21)",
+             sy_json_quote(q, s));
     else if (s && p->kind != SY_PROVIDER_AZURE && p->kind != SY_PROVIDER_ANTHROPIC)
         errf(c, path, "api_version", "only azure and anthropic providers take an api_version");
     else if (s)
@@ -893,7 +839,7 @@ static void compile_provider(struct compiler *c, const cJSON *obj, size_t i)
     s = get_str(c, obj, path, "region", false);
     if (s && !is_lower_token(s))
         errf(c, path, "region", "%s is not a region (1 to %d characters of a-z, 0-9 and '-')",
-             quote(q, s), TOKEN_MAX_LEN);
+             sy_json_quote(q, s), TOKEN_MAX_LEN);
     else if (s)
         p->region = sy_xstrdup(s);
     compile_compliance(c, obj, path, p);
@@ -938,7 +884,7 @@ static int get_hhmm(struct compiler *c, const cJSON *obj, const char *path, cons
                     bool is_end)
 {
     const char *s = get_str(c, obj, path, key, true);
-    char q[QUOTE_BUF];
+    char q[SY_JSON_QUOTE_BUF];
     int v;
 
     if (!s)
@@ -946,7 +892,7 @@ static int get_hhmm(struct compiler *c, const cJSON *obj, const char *path, cons
     v = parse_hhmm(s, is_end);
     if (v < 0)
         errf(c, path, key, "expected a time of day \"HH:MM\" (UTC, 00:00 to 23:59%s), got %s",
-             is_end ? ", or 24:00" : "", quote(q, s));
+             is_end ? ", or 24:00" : "", sy_json_quote(q, s));
     return v;
 }
 
@@ -967,7 +913,7 @@ static bool windows_overlap(const struct sy_price_window *a, const struct sy_pri
 static double get_window_price(struct compiler *c, const cJSON *obj, const char *path,
                                const char *key, double base)
 {
-    return field(obj, key) ? get_price(c, obj, path, key) : base;
+    return sy_json_field(obj, key) ? get_price(c, obj, path, key) : base;
 }
 
 /* pricing.windows: fills out->windows (the base prices must be in <out> already). */
@@ -1052,7 +998,7 @@ static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
     struct sy_policy *pol = c->pol;
     struct sy_model *m = &pol->models[i];
     struct table mt = model_table(pol), pt = provider_table(pol);
-    char path[PATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *pricing;
     const char *s;
     size_t dup;
@@ -1067,14 +1013,15 @@ static void compile_model(struct compiler *c, const cJSON *obj, size_t i)
         m->name = sy_xstrdup(s);
         dup = index_insert(&pol->model_index, &mt, i);
         if (dup != SIZE_MAX)
-            errf(c, path, "name", "duplicate model %s (also models[%zu])", quote(q, s), dup);
+            errf(c, path, "name", "duplicate model %s (also models[%zu])", sy_json_quote(q, s),
+                 dup);
     }
 
     s = get_name(c, obj, path, "provider", true);
     if (s) {
         m->provider = index_find(&pol->provider_index, &pt, s);
         if (m->provider == SIZE_MAX) {
-            errf(c, path, "provider", "unknown provider %s", quote(q, s));
+            errf(c, path, "provider", "unknown provider %s", sy_json_quote(q, s));
             m->provider = 0;
         }
     }
@@ -1137,7 +1084,7 @@ static bool is_tag(const char *s)
 static void compile_tags(struct compiler *c, const cJSON *match, const char *mpath,
                          struct sy_match *m)
 {
-    char path[ITEM_PATH_BUF], ipath[DEEP_PATH_BUF], q[QUOTE_BUF];
+    char path[ITEM_PATH_BUF], ipath[DEEP_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     size_t n, i, j;
 
@@ -1153,20 +1100,20 @@ static void compile_tags(struct compiler *c, const cJSON *match, const char *mpa
     for (it = list->child, i = 0; it; it = it->next, i++) {
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!cJSON_IsString(it)) {
-            errf(c, ipath, NULL, "expected a string, got %s", type_name(it));
+            errf(c, ipath, NULL, "expected a string, got %s", sy_json_kind(it));
             continue;
         }
         if (!is_tag(it->valuestring)) {
             errf(c, ipath, NULL,
                  "%s is not a tag (1 to %d letters, digits, '-', '_', '.', ':' or '/')",
-                 quote(q, it->valuestring), TAG_MAX_LEN);
+                 sy_json_quote(q, it->valuestring), TAG_MAX_LEN);
             continue;
         }
         for (j = 0; j < m->n_tags; j++)
             if (strcmp(m->tags[j], it->valuestring) == 0)
                 break;
         if (j < m->n_tags) {
-            errf(c, ipath, NULL, "%s is listed twice", quote(q, it->valuestring));
+            errf(c, ipath, NULL, "%s is listed twice", sy_json_quote(q, it->valuestring));
             continue;
         }
         m->tags[m->n_tags++] = sy_xstrdup(it->valuestring);
@@ -1178,7 +1125,7 @@ static unsigned compile_text_source(struct compiler *c, const cJSON *obj, const 
 {
     const char *s = get_str(c, obj, path, "in", false);
     const char *names[SY_ARRAY_LEN(text_sources) + 1];
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
     size_t i;
 
     if (!s)
@@ -1189,7 +1136,8 @@ static unsigned compile_text_source(struct compiler *c, const cJSON *obj, const 
             return text_sources[i].bits;
     }
     names[i] = NULL;
-    errf(c, path, "in", "unknown text %s (accepted: %s)", quote(q, s), join_words(list, names));
+    errf(c, path, "in", "unknown text %s (accepted: %s)", sy_json_quote(q, s),
+         join_words(list, names));
     return SY_TEXT_LAST_USER;
 }
 
@@ -1199,7 +1147,7 @@ static unsigned compile_text_source(struct compiler *c, const cJSON *obj, const 
 static const cJSON *get_rules(struct compiler *c, const cJSON *match, const char *mpath,
                               const char *key, size_t *n, bool *single)
 {
-    const cJSON *it = field(match, key);
+    const cJSON *it = sy_json_field(match, key);
 
     *n = 0;
     *single = false;
@@ -1211,7 +1159,7 @@ static const cJSON *get_rules(struct compiler *c, const cJSON *match, const char
         return it;
     }
     if (!cJSON_IsArray(it)) {
-        errf(c, mpath, key, "expected a mapping or a list of mappings, got %s", type_name(it));
+        errf(c, mpath, key, "expected a mapping or a list of mappings, got %s", sy_json_kind(it));
         return NULL;
     }
     if (sy_json_count(it) > MAX_TEXT_RULES) {
@@ -1250,7 +1198,7 @@ static void compile_keyword_rule(struct compiler *c, const cJSON *obj, const cha
     for (it = list->child, i = 0; it; it = it->next, i++) {
         snprintf(wpath, sizeof(wpath), "%s[%zu]", apath, i);
         if (!cJSON_IsString(it))
-            errf(c, wpath, NULL, "expected a string, got %s", type_name(it));
+            errf(c, wpath, NULL, "expected a string, got %s", sy_json_kind(it));
         else if (!*it->valuestring)
             errf(c, wpath, NULL, "must not be empty");
         else if (strlen(it->valuestring) > WORD_MAX_LEN)
@@ -1332,7 +1280,7 @@ static size_t regex_expanded_size(const char *s, size_t limit)
 static void compile_regex_rule(struct compiler *c, const cJSON *obj, const char *path,
                                struct sy_regex_rule *r)
 {
-    char q[QUOTE_BUF], ebuf[256];
+    char q[SY_JSON_QUOTE_BUF], ebuf[256];
     const char *s;
     int rc;
 
@@ -1357,13 +1305,13 @@ static void compile_regex_rule(struct compiler *c, const cJSON *obj, const char 
         errf(c, path, "pattern",
              "%s: its repeats expand to more than %d positions (use smaller {n,m} bounds, or * "
              "and +)",
-             quote(q, s), PATTERN_MAX_EXPANDED);
+             sy_json_quote(q, s), PATTERN_MAX_EXPANDED);
         return;
     }
     rc = regcomp(&r->re, s, REG_EXTENDED | REG_NOSUB | (r->case_sensitive ? 0 : REG_ICASE));
     if (rc != 0) {
         regerror(rc, &r->re, ebuf, sizeof(ebuf));
-        errf(c, path, "pattern", "invalid regular expression %s: %s", quote(q, s), ebuf);
+        errf(c, path, "pattern", "invalid regular expression %s: %s", sy_json_quote(q, s), ebuf);
         return;
     }
     /* Set only with a compiled <re>: policy_free() calls regfree() on rules that have one. */
@@ -1420,7 +1368,7 @@ static void compile_match_model(struct compiler *c, const cJSON *match, const ch
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[ri];
     struct table rt = route_table(pol);
-    char q[QUOTE_BUF];
+    char q[SY_JSON_QUOTE_BUF];
     const char *s, *open;
 
     s = get_name(c, match, mpath, "model", false);
@@ -1432,7 +1380,7 @@ static void compile_match_model(struct compiler *c, const cJSON *match, const ch
         /* fnmatch() takes an unclosed '[' literally; here it is almost surely a typo. */
         open = strchr(s, '[');
         if (open && !strchr(open + 1, ']'))
-            errf(c, mpath, "model", "glob %s has a '[' without a closing ']'", quote(q, s));
+            errf(c, mpath, "model", "glob %s has a '[' without a closing ']'", sy_json_quote(q, s));
         return;
     }
     r->match_model = sy_xstrdup(s);
@@ -1455,7 +1403,7 @@ static bool match_only_model(const struct sy_match *m)
 static void check_shadowed_routes(struct compiler *c)
 {
     struct sy_policy *pol = c->pol;
-    char path[PATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], q[SY_JSON_QUOTE_BUF];
 
     for (size_t i = 0; i < pol->n_routes; i++) {
         const struct sy_route *r = &pol->routes[i];
@@ -1469,7 +1417,7 @@ static void check_shadowed_routes(struct compiler *c)
                 errf(c, path, "model",
                      "unreachable: routes[%zu] takes every request for model %s first (give it "
                      "more conditions, or put this route before it)",
-                     j, quote(q, r->match_model));
+                     j, sy_json_quote(q, r->match_model));
                 break;
             }
         }
@@ -1509,7 +1457,7 @@ static void compile_strategy(struct compiler *c, const cJSON *obj, const char *p
                              struct sy_route *r)
 {
     const char *s = get_str(c, obj, path, "strategy", false);
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
     size_t i;
 
     r->strategy = SY_STRATEGY_WEIGHTED;
@@ -1521,7 +1469,7 @@ static void compile_strategy(struct compiler *c, const cJSON *obj, const char *p
             return;
         }
     }
-    errf(c, path, "strategy", "unknown strategy %s (accepted: %s)", quote(q, s),
+    errf(c, path, "strategy", "unknown strategy %s (accepted: %s)", sy_json_quote(q, s),
          join_words(list, strategy_names));
 }
 
@@ -1531,7 +1479,7 @@ static void compile_targets(struct compiler *c, const cJSON *obj, const char *rp
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[ri];
     struct table mt = model_table(pol);
-    char path[SUBPATH_BUF], tpath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    char path[SUBPATH_BUF], tpath[ITEM_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     uint64_t total = 0;
     size_t n, i;
@@ -1558,11 +1506,11 @@ static void compile_targets(struct compiler *c, const cJSON *obj, const char *rp
         if (s) {
             t->model = index_find(&pol->model_index, &mt, s);
             if (t->model == SIZE_MAX) {
-                errf(c, tpath, "model", "unknown model %s", quote(q, s));
+                errf(c, tpath, "model", "unknown model %s", sy_json_quote(q, s));
                 t->model = 0;
             } else if (seen[t->model].route == ri) {
                 errf(c, tpath, "model", "model %s is already a target of this route (%s[%zu])",
-                     quote(q, s), path, seen[t->model].pos);
+                     sy_json_quote(q, s), path, seen[t->model].pos);
             } else {
                 seen[t->model] = (struct target_seen){.route = ri, .pos = i};
             }
@@ -1585,7 +1533,7 @@ static void compile_fallback(struct compiler *c, const cJSON *obj, const char *r
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[ri];
     struct table mt = model_table(pol);
-    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[QUOTE_BUF];
+    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     size_t n, i, mi;
 
@@ -1597,18 +1545,19 @@ static void compile_fallback(struct compiler *c, const cJSON *obj, const char *r
     for (it = list->child, i = 0; it; it = it->next, i++) {
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!cJSON_IsString(it)) {
-            errf(c, ipath, NULL, "expected a model name, got %s", type_name(it));
+            errf(c, ipath, NULL, "expected a model name, got %s", sy_json_kind(it));
             continue;
         }
         mi = index_find(&pol->model_index, &mt, it->valuestring);
         if (mi == SIZE_MAX) {
-            errf(c, ipath, NULL, "unknown model %s", quote(q, it->valuestring));
+            errf(c, ipath, NULL, "unknown model %s", sy_json_quote(q, it->valuestring));
             continue;
         }
         if (seen[mi].route == ri) {
             errf(c, ipath, NULL, "model %s is already %s of this route (%s.%s[%zu])",
-                 quote(q, it->valuestring), seen[mi].fallback ? "in the fallback list" : "a target",
-                 rpath, seen[mi].fallback ? "fallback" : "targets", seen[mi].pos);
+                 sy_json_quote(q, it->valuestring),
+                 seen[mi].fallback ? "in the fallback list" : "a target", rpath,
+                 seen[mi].fallback ? "fallback" : "targets", seen[mi].pos);
             continue;
         }
         seen[mi] = (struct target_seen){.route = ri, .pos = i, .fallback = true};
@@ -1678,7 +1627,7 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[i];
     struct table nt = route_name_table(pol);
-    char path[PATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const char *s;
     size_t dup;
 
@@ -1693,7 +1642,8 @@ static void compile_route(struct compiler *c, const cJSON *obj, size_t i, struct
         r->name = sy_xstrdup(s);
         dup = index_insert(&c->route_names, &nt, i);
         if (dup != SIZE_MAX)
-            errf(c, path, "name", "duplicate route %s (also routes[%zu])", quote(q, s), dup);
+            errf(c, path, "name", "duplicate route %s (also routes[%zu])", sy_json_quote(q, s),
+                 dup);
     }
     compile_match(c, obj, path, i);
     compile_strategy(c, obj, path, r);
@@ -1712,7 +1662,7 @@ static int get_enum(struct compiler *c, const cJSON *obj, const char *path, cons
                     const char *const *names, int def)
 {
     const char *s = get_str(c, obj, path, key, false);
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
 
     if (!s)
         return def;
@@ -1720,7 +1670,8 @@ static int get_enum(struct compiler *c, const cJSON *obj, const char *path, cons
         if (strcmp(s, names[i]) == 0)
             return i;
     }
-    errf(c, path, key, "unknown value %s (accepted: %s)", quote(q, s), join_words(list, names));
+    errf(c, path, key, "unknown value %s (accepted: %s)", sy_json_quote(q, s),
+         join_words(list, names));
     return def;
 }
 
@@ -1729,7 +1680,7 @@ static void compile_learn(struct compiler *c, const cJSON *obj, const char *rpat
 {
     struct sy_learn *l = &r->learn;
     char path[SUBPATH_BUF], opath[ITEM_PATH_BUF];
-    const cJSON *lo = field(obj, "learn"), *ob;
+    const cJSON *lo = sy_json_field(obj, "learn"), *ob;
 
     *l = (struct sy_learn){.w_quality = 1,
                            .update_period_s = 60,
@@ -1775,7 +1726,7 @@ static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath,
 {
     struct sy_policy *pol = c->pol;
     struct table mt = model_table(pol);
-    char path[ITEM_PATH_BUF], tpath[ITEM_PATH_BUF + 32], q[QUOTE_BUF];
+    char path[ITEM_PATH_BUF], tpath[ITEM_PATH_BUF + 32], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     const char *s;
     size_t n = 0, i;
@@ -1790,11 +1741,11 @@ static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath,
         arm->name = sy_xstrdup(s);
     arm->share = (uint32_t)get_uint(c, obj, path, "share", 1, MAX_WEIGHT, 1);
     *total += arm->share;
-    if (field(obj, "model") && field(obj, "targets")) {
+    if (sy_json_field(obj, "model") && sy_json_field(obj, "targets")) {
         errf(c, path, NULL, "give either model or targets, not both");
         return;
     }
-    if (field(obj, "model")) {
+    if (sy_json_field(obj, "model")) {
         s = get_name(c, obj, path, "model", true);
         if (!s)
             return;
@@ -1804,7 +1755,7 @@ static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath,
         arm->targets[0].weight = 1;
         arm->targets[0].model = index_find(&pol->model_index, &mt, s);
         if (arm->targets[0].model == SIZE_MAX) {
-            errf(c, path, "model", "unknown model %s", quote(q, s));
+            errf(c, path, "model", "unknown model %s", sy_json_quote(q, s));
             arm->targets[0].model = 0;
         }
         return;
@@ -1831,13 +1782,13 @@ static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath,
         if (s) {
             t->model = index_find(&pol->model_index, &mt, s);
             if (t->model == SIZE_MAX) {
-                errf(c, tpath, "model", "unknown model %s", quote(q, s));
+                errf(c, tpath, "model", "unknown model %s", sy_json_quote(q, s));
                 t->model = 0;
             } else {
                 for (size_t k = 0; k < i; k++)
                     if (arm->targets[k].model == t->model)
                         errf(c, tpath, "model", "model %s is already a target of this arm",
-                             quote(q, s));
+                             sy_json_quote(q, s));
             }
         }
         t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
@@ -1853,7 +1804,7 @@ static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
     struct sy_policy *pol = c->pol;
     struct sy_experiment *x = &pol->experiments[i];
     struct table nt = route_name_table(pol);
-    char path[PATH_BUF], sub[SUBPATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], sub[SUBPATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it, *o;
     const char *s;
     size_t n = 0, a;
@@ -1872,21 +1823,21 @@ static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
         for (size_t k = 0; k < i; k++)
             if (pol->experiments[k].name && strcmp(pol->experiments[k].name, s) == 0)
                 errf(c, path, "name", "duplicate experiment %s (also experiments[%zu])",
-                     quote(q, s), k);
+                     sy_json_quote(q, s), k);
     }
     s = get_name(c, obj, path, "route", true);
     if (s) {
         x->route = index_find(&c->route_names, &nt, s);
         if (x->route == SIZE_MAX)
-            errf(c, path, "route", "unknown route %s", quote(q, s));
+            errf(c, path, "route", "unknown route %s", sy_json_quote(q, s));
         else if (pol->routes[x->route].experiment != SIZE_MAX)
-            errf(c, path, "route", "route %s already runs experiment %s", quote(q, s),
+            errf(c, path, "route", "route %s already runs experiment %s", sy_json_quote(q, s),
                  pol->experiments[pol->routes[x->route].experiment].name);
         else if (pol->routes[x->route].strategy == SY_STRATEGY_LEARNED)
             errf(c, path, "route",
                  "route %s learns its weights; experiments need another "
                  "strategy",
-                 quote(q, s));
+                 sy_json_quote(q, s));
         else
             pol->routes[x->route].experiment = i;
     }
@@ -1905,7 +1856,7 @@ static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
         else if (s && (!*s || strlen(s) > 128 ||
                        strspn(s, "abcdefghijklmnopqrstuvwxyz"
                                  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != strlen(s)))
-            errf(c, sub, "header", "%s is not a header name", quote(q, s));
+            errf(c, sub, "header", "%s is not a header name", sy_json_quote(q, s));
         else if (s)
             x->sticky_header = ascii_lower(sy_xstrdup(s));
     }
@@ -1922,7 +1873,7 @@ static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
             x->stop_threshold = get_number(c, o, sub, "threshold", 0, true, 0.5, 0.05);
         else if (x->stop_rule == SY_STOP_PROB_BEST)
             x->stop_threshold = get_number(c, o, sub, "threshold", 0.5, true, 1, 0.95);
-        else if (field(o, "threshold"))
+        else if (sy_json_field(o, "threshold"))
             errf(c, sub, "threshold", "is not used with rule none");
         x->auto_promote = get_bool(c, o, sub, "auto_promote", false);
     }
@@ -1940,9 +1891,10 @@ static void compile_experiment(struct compiler *c, const cJSON *obj, size_t i)
         compile_arm(c, it, path, a, &x->arms[a], &total);
         for (size_t k = 0; k < a && x->arms[a].name; k++)
             if (x->arms[k].name && strcmp(x->arms[k].name, x->arms[a].name) == 0)
-                errf(c, path, "arms", "duplicate arm %s", quote(q, x->arms[a].name));
+                errf(c, path, "arms", "duplicate arm %s", sy_json_quote(q, x->arms[a].name));
         if (x->arms[a].name && strchr(x->arms[a].name, '/'))
-            errf(c, path, "arms", "arm %s: names must not contain '/'", quote(q, x->arms[a].name));
+            errf(c, path, "arms", "arm %s: names must not contain '/'",
+                 sy_json_quote(q, x->arms[a].name));
     }
     x->total_share = (uint32_t)(total > UINT32_MAX ? UINT32_MAX : total);
 }
@@ -2040,7 +1992,7 @@ static void compile_tenant_keys(struct compiler *c, const cJSON *obj, const char
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!cJSON_IsString(it)) {
             errf(c, ipath, NULL, "expected a string (64 hex digits, quoted), got %s",
-                 type_name(it));
+                 sy_json_kind(it));
             continue;
         }
         if (!parse_sha256_hex(it->valuestring, k->sha256)) {
@@ -2066,7 +2018,7 @@ static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpa
                            struct sy_tenant *t)
 {
     const cJSON *map = get_map(c, obj, tpath, "labels", false);
-    char path[SUBPATH_BUF], q[QUOTE_BUF];
+    char path[SUBPATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *it;
     size_t n, j;
 
@@ -2086,7 +2038,7 @@ static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpa
             errf(c, path, NULL,
                  "%s is not a label name (1 to %d letters, digits and '_', not starting with a "
                  "digit)",
-                 quote(q, key), LABEL_KEY_MAX_LEN);
+                 sy_json_quote(q, key), LABEL_KEY_MAX_LEN);
             continue;
         }
         for (j = 0; j < t->n_labels && strcmp(t->labels[j].key, key) != 0; j++)
@@ -2096,7 +2048,7 @@ static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpa
             continue;
         }
         if (!cJSON_IsString(it)) {
-            errf(c, path, key, "expected a string, got %s", type_name(it));
+            errf(c, path, key, "expected a string, got %s", sy_json_kind(it));
             continue;
         }
         if (!*it->valuestring || strlen(it->valuestring) > LABEL_VALUE_MAX_LEN) {
@@ -2116,12 +2068,12 @@ static void compile_labels(struct compiler *c, const cJSON *obj, const char *tpa
 /* Returns the budget at <key>: absent = 0 (unset), else greater than 0 and finite. */
 static double get_budget(struct compiler *c, const cJSON *obj, const char *path, const char *key)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
 
     if (!it)
         return 0;
     if (!cJSON_IsNumber(it)) {
-        errf(c, path, key, "expected a number (USD), got %s", type_name(it));
+        errf(c, path, key, "expected a number (USD), got %s", sy_json_kind(it));
         return 0;
     }
     if (!isfinite(it->valuedouble) || it->valuedouble <= 0 || it->valuedouble > MAX_BUDGET) {
@@ -2151,7 +2103,7 @@ static void compile_tenant(struct compiler *c, const cJSON *obj, size_t i)
     struct sy_policy *pol = c->pol;
     struct sy_tenant *t = &pol->tenants[i];
     struct table tt = tenant_table(pol);
-    char path[PATH_BUF], q[QUOTE_BUF];
+    char path[PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const char *s;
     size_t dup;
 
@@ -2166,7 +2118,8 @@ static void compile_tenant(struct compiler *c, const cJSON *obj, size_t i)
         t->name = sy_xstrdup(s);
         dup = index_insert(&pol->tenant_index, &tt, i);
         if (dup != SIZE_MAX)
-            errf(c, path, "name", "duplicate tenant %s (also tenants[%zu])", quote(q, s), dup);
+            errf(c, path, "name", "duplicate tenant %s (also tenants[%zu])", sy_json_quote(q, s),
+                 dup);
     }
     compile_tenant_keys(c, obj, path, i);
     compile_labels(c, obj, path, t);
@@ -2198,7 +2151,7 @@ static void compile_tenants(struct compiler *c, const cJSON *root)
 static void compile_auth(struct compiler *c, const cJSON *root)
 {
     struct sy_policy *pol = c->pol;
-    char q[QUOTE_BUF], list[LIST_BUF];
+    char q[SY_JSON_QUOTE_BUF], list[LIST_BUF];
     const cJSON *obj;
     const char *s;
     size_t i;
@@ -2214,7 +2167,7 @@ static void compile_auth(struct compiler *c, const cJSON *root)
     for (i = 0; auth_mode_names[i] && strcmp(s, auth_mode_names[i]) != 0; i++)
         ;
     if (!auth_mode_names[i]) {
-        errf(c, "auth", "mode", "unknown mode %s (accepted: %s)", quote(q, s),
+        errf(c, "auth", "mode", "unknown mode %s (accepted: %s)", sy_json_quote(q, s),
              join_words(list, auth_mode_names));
         return;
     }
@@ -2257,7 +2210,7 @@ static void compile_server(struct compiler *c, const cJSON *root)
 static void compile_default_route(struct compiler *c, const cJSON *root)
 {
     struct table nt = route_name_table(c->pol);
-    char q[QUOTE_BUF], q2[QUOTE_BUF];
+    char q[SY_JSON_QUOTE_BUF], q2[SY_JSON_QUOTE_BUF];
     const char *s;
 
     c->pol->default_route = SIZE_MAX;
@@ -2266,7 +2219,7 @@ static void compile_default_route(struct compiler *c, const cJSON *root)
         return;
     c->pol->default_route = index_find(&c->route_names, &nt, s);
     if (c->pol->default_route == SIZE_MAX) {
-        errf(c, "", "default_route", "unknown route %s", quote(q, s));
+        errf(c, "", "default_route", "unknown route %s", sy_json_quote(q, s));
         return;
     }
     /* Routes are tried before models and before the default, so a condition-less default
@@ -2275,7 +2228,7 @@ static void compile_default_route(struct compiler *c, const cJSON *root)
         errf(c, "", "default_route",
              "route %s has no match conditions, so it already takes every request before "
              "models are looked up; give it a match (e.g. {model: %s})",
-             quote(q, s), quote(q2, s));
+             sy_json_quote(q, s), sy_json_quote(q2, s));
 }
 
 static void compile_resilience(struct compiler *c, const cJSON *root)
@@ -2475,7 +2428,7 @@ static struct sy_policy *compile_tree(const cJSON *root, char **errmsg)
     c.pol = sy_xcalloc(1, sizeof(*c.pol));
     atomic_init(&c.pol->refcount, 1);
     if (!cJSON_IsObject(root))
-        errf(&c, "", NULL, "expected a mapping at the top level, got %s", type_name(root));
+        errf(&c, "", NULL, "expected a mapping at the top level, got %s", sy_json_kind(root));
     else
         compile_sections(&c, root);
     free(c.route_names.slots);
@@ -3161,7 +3114,7 @@ int sy_prices_compile(const struct cJSON *obj, const char *path, const char *con
         *errmsg = NULL;
     if (!cJSON_IsObject(obj)) {
         memset(out, 0, sizeof(*out));
-        errf(&c, path, NULL, "expected a mapping, got %s", type_name(obj));
+        errf(&c, path, NULL, "expected a mapping, got %s", sy_json_kind(obj));
     } else {
         compile_prices(&c, obj, path, extra_keys, out);
     }

@@ -215,7 +215,7 @@ struct sy_experiment {
     size_t route; /* index into policy->routes */
     enum sy_metric metric;
     enum sy_sticky sticky;
-    char *sticky_header; /* lowercased; SY_STICKY_HEADER only */
+    char *sticky_header;  /* lowercased; SY_STICKY_HEADER only */
     uint32_t min_samples; /* feedback (or requests, for latency/cost) per arm; default 100 */
     enum sy_stop_rule stop_rule;
     double stop_threshold;

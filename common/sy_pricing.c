@@ -20,7 +20,6 @@
 #include <string.h>
 
 #include <cJSON.h>
-#include <openssl/evp.h>
 
 #include "sy_json.h"
 #include "sy_util.h"
@@ -28,9 +27,7 @@
 
 #define MAX_ERRORS 100   /* reported individually; the rest are counted */
 #define NAME_MAX_LEN 256 /* model and provider names, as in a policy */
-#define QUOTE_SRC_MAX 64 /* user text shown in a message, in source bytes */
-#define QUOTE_BUF (QUOTE_SRC_MAX * 4 + 8)
-#define PATH_BUF 48 /* "models[<size_t>]" */
+#define PATH_BUF 48      /* "models[<size_t>]" */
 
 static const char *const top_keys[] = {"models", NULL};
 /* The entry's own keys; sy_prices_compile adds the price keys after them. */
@@ -82,63 +79,12 @@ static void add_lines(struct errs *e, char *text)
     free(text);
 }
 
-/* Writes <s> double-quoted into <buf> (QUOTE_BUF bytes), control characters escaped and
- * long text clipped, as the policy compiler does. */
-static const char *quote(char *buf, const char *s)
-{
-    size_t n = 0, i;
-
-    buf[n++] = '"';
-    for (i = 0; s[i] && i < QUOTE_SRC_MAX; i++) {
-        unsigned char ch = (unsigned char)s[i];
-
-        if (ch == '"' || ch == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)ch;
-        } else if (ch < 0x20 || ch == 0x7f) {
-            n += (size_t)snprintf(buf + n, QUOTE_BUF - n, "\\x%02x", ch);
-        } else {
-            buf[n++] = (char)ch;
-        }
-    }
-    if (s[i]) {
-        memcpy(buf + n, "...", 3);
-        n += 3;
-    }
-    buf[n++] = '"';
-    buf[n] = '\0';
-    return buf;
-}
-
-static const char *type_name(const cJSON *it)
-{
-    if (cJSON_IsBool(it))
-        return "a boolean";
-    if (cJSON_IsNumber(it))
-        return "a number";
-    if (cJSON_IsString(it))
-        return "a string";
-    if (cJSON_IsArray(it))
-        return "a list";
-    if (cJSON_IsObject(it))
-        return "a mapping";
-    return "null";
-}
-
-/* <obj>'s value for <key>; an explicit null counts as absent (YAML's `key:`). */
-static const cJSON *field(const cJSON *obj, const char *key)
-{
-    const cJSON *it = cJSON_GetObjectItemCaseSensitive(obj, key);
-
-    return cJSON_IsNull(it) ? NULL : it;
-}
-
 /* A name at <key>: a non-empty string of at most NAME_MAX_LEN bytes without control
  * characters. Returns it, or NULL when absent or invalid (reported). */
 static const char *get_name(struct errs *e, const cJSON *obj, const char *path, const char *key,
                             bool required)
 {
-    const cJSON *it = field(obj, key);
+    const cJSON *it = sy_json_field(obj, key);
     const char *s;
 
     if (!it) {
@@ -147,7 +93,7 @@ static const char *get_name(struct errs *e, const cJSON *obj, const char *path, 
         return NULL;
     }
     if (!cJSON_IsString(it)) {
-        errf(e, "%s.%s: expected a string, got %s", path, key, type_name(it));
+        errf(e, "%s.%s: expected a string, got %s", path, key, sy_json_kind(it));
         return NULL;
     }
     s = it->valuestring;
@@ -166,22 +112,6 @@ static const char *get_name(struct errs *e, const cJSON *obj, const char *path, 
         }
     }
     return s;
-}
-
-static void sha256_hex(const char *src, size_t len, char out[65])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-
-    out[0] = '\0';
-    if (EVP_Digest(src, len, md, &n, EVP_sha256(), NULL) != 1 || n != 32)
-        return;
-    for (unsigned int i = 0; i < n; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[64] = '\0';
 }
 
 static int str_cmp_null(const char *a, const char *b)
@@ -210,7 +140,7 @@ static int cmp_entry_pos(const void *pa, const void *pb, void *arg)
 static void check_duplicates(struct errs *e, const struct sy_pricing *cat)
 {
     size_t *pos, i, first = 0;
-    char q[QUOTE_BUF], q2[QUOTE_BUF];
+    char q[SY_JSON_QUOTE_BUF], q2[SY_JSON_QUOTE_BUF];
 
     if (cat->n_entries < 2)
         return;
@@ -229,10 +159,10 @@ static void check_duplicates(struct errs *e, const struct sy_pricing *cat)
         }
         if (b->provider)
             errf(e, "models[%zu]: duplicate entry for model %s with provider %s (also models[%zu])",
-                 pos[i], quote(q, b->model), quote(q2, b->provider), pos[first]);
+                 pos[i], sy_json_quote(q, b->model), sy_json_quote(q2, b->provider), pos[first]);
         else
             errf(e, "models[%zu]: duplicate entry for model %s (also models[%zu])", pos[i],
-                 quote(q, b->model), pos[first]);
+                 sy_json_quote(q, b->model), pos[first]);
     }
     free(pos);
 }
@@ -245,7 +175,7 @@ static void parse_entry(struct errs *e, const cJSON *obj, size_t i, struct sy_pr
 
     snprintf(path, sizeof(path), "models[%zu]", i);
     if (!cJSON_IsObject(obj)) {
-        errf(e, "%s: expected a mapping, got %s", path, type_name(obj));
+        errf(e, "%s: expected a mapping, got %s", path, sy_json_kind(obj));
         return;
     }
     s = get_name(e, obj, path, "model", true);
@@ -255,9 +185,9 @@ static void parse_entry(struct errs *e, const cJSON *obj, size_t i, struct sy_pr
     if (s)
         ent->provider = sy_xstrdup(s);
     /* Required here, unlike in a policy: a price left out would silently become 0. */
-    if (!field(obj, "input_per_mtok"))
+    if (!sy_json_field(obj, "input_per_mtok"))
         errf(e, "%s.input_per_mtok: is required", path);
-    if (!field(obj, "output_per_mtok"))
+    if (!sy_json_field(obj, "output_per_mtok"))
         errf(e, "%s.output_per_mtok: is required", path);
     if (sy_prices_compile(obj, path, entry_keys, &ent->prices, &perr) < 0)
         add_lines(e, perr);
@@ -292,7 +222,7 @@ struct sy_pricing *sy_pricing_parse(const char *src, size_t len, char **errmsg)
 {
     struct sy_pricing *cat = NULL;
     struct errs e = {0};
-    char q[QUOTE_BUF];
+    char q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     cJSON *root;
     size_t n, i;
@@ -309,20 +239,20 @@ struct sy_pricing *sy_pricing_parse(const char *src, size_t len, char **errmsg)
         return NULL;
     if (!cJSON_IsObject(root)) {
         errf(&e, "catalogue: expected a mapping with a \"models\" list at the top level, got %s",
-             type_name(root));
+             sy_json_kind(root));
         goto out_errors;
     }
     for (it = root->child; it; it = it->next)
         if (!it->string || strcmp(it->string, top_keys[0]) != 0)
             errf(&e, "catalogue: unknown key %s (expected one of: models)",
-                 quote(q, it->string ? it->string : ""));
-    list = field(root, "models");
+                 sy_json_quote(q, it->string ? it->string : ""));
+    list = sy_json_field(root, "models");
     if (!list) {
         errf(&e, "models: is required (a list of prices)");
         goto out_errors;
     }
     if (!cJSON_IsArray(list)) {
-        errf(&e, "models: expected a list, got %s", type_name(list));
+        errf(&e, "models: expected a list, got %s", sy_json_kind(list));
         goto out_errors;
     }
     n = sy_json_count(list);
@@ -337,7 +267,7 @@ struct sy_pricing *sy_pricing_parse(const char *src, size_t len, char **errmsg)
         parse_entry(&e, it, i, &cat->entries[i]);
     check_duplicates(&e, cat);
     if (e.n == 0) {
-        sha256_hex(src, len, cat->sha256);
+        sy_sha256_hex(src, len, cat->sha256);
         cJSON_Delete(root);
         return cat;
     }

@@ -140,18 +140,29 @@ bool sy_strcaseeq_n(const char *a, size_t alen, const char *b)
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
 }
 
-int sy_sha256_hex16(const void *data, size_t len, char out[17])
+int sy_sha256_hex(const void *data, size_t len, char out[65])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned int md_len = 0;
 
-    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len < 8)
+    out[0] = '\0';
+    if (!EVP_Digest(data, len, md, &md_len, EVP_sha256(), NULL) || md_len != 32)
         return -ENOMEM;
-    for (int i = 0; i < 8; i++) {
+    for (unsigned int i = 0; i < md_len; i++) {
         out[2 * i] = hex[md[i] >> 4];
         out[2 * i + 1] = hex[md[i] & 15];
     }
-    out[16] = '\0';
+    out[64] = '\0';
     return 0;
+}
+
+int sy_sha256_hex16(const void *data, size_t len, char out[17])
+{
+    char full[65];
+    int rc = sy_sha256_hex(data, len, full);
+
+    memcpy(out, full, 16);
+    out[16] = '\0';
+    return rc;
 }

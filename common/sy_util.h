@@ -34,8 +34,11 @@ int sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
  * and port (0-65535). Returns 0, or -EINVAL. */
 int sy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
-/* Fills <out> with the first 16 hex digits of SHA-256(<data>) and a NUL. Returns 0, or
- * -ENOMEM when the digest could not be computed. */
+/* Fills <out> with the 64 lowercase hex digits of SHA-256(<data>) and a NUL. Returns 0, or
+ * -ENOMEM when the digest could not be computed (<out> is then ""). */
+int sy_sha256_hex(const void *data, size_t len, char out[65]);
+
+/* The same, cut to its first 16 hex digits. */
 int sy_sha256_hex16(const void *data, size_t len, char out[17]);
 
 /* Case-insensitive comparison of <a> (length <alen>) with the NUL-terminated <b>. */
