@@ -605,43 +605,55 @@ static bool is_lower_token(const char *s)
     return n > 0 && n <= TOKEN_MAX_LEN;
 }
 
-static void compile_compliance(struct compiler *c, const cJSON *obj, const char *ppath,
-                               struct sy_provider *p)
+/* The list of distinct strings at <obj>.<key> (at most <max>), each accepted by <valid>;
+ * <bad> completes "<value> ..." for one it refuses. *out gets heap copies (*n of them). */
+static void compile_string_set(struct compiler *c, const cJSON *obj, const char *ppath,
+                               const char *key, size_t max, bool (*valid)(const char *),
+                               const char *bad, char ***out, size_t *n_out)
 {
-    char path[SUBPATH_BUF], ipath[ITEM_PATH_BUF], q[SY_JSON_QUOTE_BUF];
+    char path[ITEM_PATH_BUF], ipath[DEEP_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     size_t n, i, j;
 
-    list = get_list(c, obj, ppath, "compliance", false, &n);
+    list = get_list(c, obj, ppath, key, false, &n);
     if (!list)
         return;
-    snprintf(path, sizeof(path), "%s.compliance", ppath);
-    if (n > MAX_COMPLIANCE) {
-        errf(c, path, NULL, "at most %d tags, got %zu", MAX_COMPLIANCE, n);
+    snprintf(path, sizeof(path), "%s.%s", ppath, key);
+    if (n > max) {
+        errf(c, path, NULL, "at most %zu tags, got %zu", max, n);
         return;
     }
-    p->compliance = n ? sy_xcalloc(n, sizeof(*p->compliance)) : NULL;
+    *out = n ? sy_xcalloc(n, sizeof(**out)) : NULL;
     for (it = list->child, i = 0; it; it = it->next, i++) {
         snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
         if (!cJSON_IsString(it)) {
             errf(c, ipath, NULL, "expected a string, got %s", sy_json_kind(it));
             continue;
         }
-        if (!is_lower_token(it->valuestring)) {
-            errf(c, ipath, NULL,
-                 "%s is not a compliance tag (1 to %d characters of a-z, 0-9 and '-')",
-                 sy_json_quote(q, it->valuestring), TOKEN_MAX_LEN);
+        if (!valid(it->valuestring)) {
+            errf(c, ipath, NULL, "%s %s", sy_json_quote(q, it->valuestring), bad);
             continue;
         }
-        for (j = 0; j < p->n_compliance; j++)
-            if (strcmp(p->compliance[j], it->valuestring) == 0)
+        for (j = 0; j < *n_out; j++)
+            if (strcmp((*out)[j], it->valuestring) == 0)
                 break;
-        if (j < p->n_compliance) {
+        if (j < *n_out) {
             errf(c, ipath, NULL, "%s is listed twice", sy_json_quote(q, it->valuestring));
             continue;
         }
-        p->compliance[p->n_compliance++] = sy_xstrdup(it->valuestring);
+        (*out)[(*n_out)++] = sy_xstrdup(it->valuestring);
     }
+}
+
+static void compile_compliance(struct compiler *c, const cJSON *obj, const char *ppath,
+                               struct sy_provider *p)
+{
+    char bad[96];
+
+    snprintf(bad, sizeof(bad), "is not a compliance tag (1 to %d characters of a-z, 0-9 and '-')",
+             TOKEN_MAX_LEN);
+    compile_string_set(c, obj, ppath, "compliance", MAX_COMPLIANCE, is_lower_token, bad,
+                       &p->compliance, &p->n_compliance);
 }
 
 static void compile_kind(struct compiler *c, const cJSON *obj, const char *path,
@@ -1084,40 +1096,11 @@ static bool is_tag(const char *s)
 static void compile_tags(struct compiler *c, const cJSON *match, const char *mpath,
                          struct sy_match *m)
 {
-    char path[ITEM_PATH_BUF], ipath[DEEP_PATH_BUF], q[SY_JSON_QUOTE_BUF];
-    const cJSON *list, *it;
-    size_t n, i, j;
+    char bad[96];
 
-    list = get_list(c, match, mpath, "tags", false, &n);
-    if (!list)
-        return;
-    snprintf(path, sizeof(path), "%s.tags", mpath);
-    if (n > MAX_TAGS) {
-        errf(c, path, NULL, "at most %d tags, got %zu", MAX_TAGS, n);
-        return;
-    }
-    m->tags = n ? sy_xcalloc(n, sizeof(*m->tags)) : NULL;
-    for (it = list->child, i = 0; it; it = it->next, i++) {
-        snprintf(ipath, sizeof(ipath), "%s[%zu]", path, i);
-        if (!cJSON_IsString(it)) {
-            errf(c, ipath, NULL, "expected a string, got %s", sy_json_kind(it));
-            continue;
-        }
-        if (!is_tag(it->valuestring)) {
-            errf(c, ipath, NULL,
-                 "%s is not a tag (1 to %d letters, digits, '-', '_', '.', ':' or '/')",
-                 sy_json_quote(q, it->valuestring), TAG_MAX_LEN);
-            continue;
-        }
-        for (j = 0; j < m->n_tags; j++)
-            if (strcmp(m->tags[j], it->valuestring) == 0)
-                break;
-        if (j < m->n_tags) {
-            errf(c, ipath, NULL, "%s is listed twice", sy_json_quote(q, it->valuestring));
-            continue;
-        }
-        m->tags[m->n_tags++] = sy_xstrdup(it->valuestring);
-    }
+    snprintf(bad, sizeof(bad), "is not a tag (1 to %d letters, digits, '-', '_', '.', ':' or '/')",
+             TAG_MAX_LEN);
+    compile_string_set(c, match, mpath, "tags", MAX_TAGS, is_tag, bad, &m->tags, &m->n_tags);
 }
 
 /* Reads a text rule's "in" as SY_TEXT_* bits; default last_user. */
@@ -1473,12 +1456,38 @@ static void compile_strategy(struct compiler *c, const cJSON *obj, const char *p
          join_words(list, strategy_names));
 }
 
+/* One {model, weight} item at <path> (of a route's or an experiment arm's targets) into <t>.
+ * Returns true when it names a known model (duplicates are the caller's to find); an unknown
+ * one is reported and left as model 0 so compilation goes on. */
+static bool compile_target(struct compiler *c, const cJSON *it, const char *path,
+                           struct sy_target *t)
+{
+    struct table mt = model_table(c->pol);
+    char q[SY_JSON_QUOTE_BUF];
+    const char *s;
+    bool known = false;
+
+    if (!get_map(c, it, path, NULL, true))
+        return false;
+    check_keys(c, it, path, target_keys);
+    s = get_name(c, it, path, "model", true);
+    if (s) {
+        t->model = index_find(&c->pol->model_index, &mt, s);
+        known = t->model != SIZE_MAX;
+        if (!known) {
+            errf(c, path, "model", "unknown model %s", sy_json_quote(q, s));
+            t->model = 0;
+        }
+    }
+    t->weight = (uint32_t)get_uint(c, it, path, "weight", 0, MAX_WEIGHT, 1);
+    return known;
+}
+
 static void compile_targets(struct compiler *c, const cJSON *obj, const char *rpath, size_t ri,
                             struct target_seen *seen)
 {
     struct sy_policy *pol = c->pol;
     struct sy_route *r = &pol->routes[ri];
-    struct table mt = model_table(pol);
     char path[SUBPATH_BUF], tpath[ITEM_PATH_BUF], q[SY_JSON_QUOTE_BUF];
     const cJSON *list, *it;
     uint64_t total = 0;
@@ -1496,26 +1505,15 @@ static void compile_targets(struct compiler *c, const cJSON *obj, const char *rp
     r->n_targets = n;
     for (it = list->child, i = 0; it; it = it->next, i++) {
         struct sy_target *t = &r->targets[i];
-        const char *s;
 
         snprintf(tpath, sizeof(tpath), "%s[%zu]", path, i);
-        if (!get_map(c, it, tpath, NULL, true))
-            continue;
-        check_keys(c, it, tpath, target_keys);
-        s = get_name(c, it, tpath, "model", true);
-        if (s) {
-            t->model = index_find(&pol->model_index, &mt, s);
-            if (t->model == SIZE_MAX) {
-                errf(c, tpath, "model", "unknown model %s", sy_json_quote(q, s));
-                t->model = 0;
-            } else if (seen[t->model].route == ri) {
+        if (compile_target(c, it, tpath, t)) {
+            if (seen[t->model].route == ri)
                 errf(c, tpath, "model", "model %s is already a target of this route (%s[%zu])",
-                     sy_json_quote(q, s), path, seen[t->model].pos);
-            } else {
+                     sy_json_quote(q, pol->models[t->model].name), path, seen[t->model].pos);
+            else
                 seen[t->model] = (struct target_seen){.route = ri, .pos = i};
-            }
         }
-        t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
         total += t->weight;
     }
     /* Only the weighted strategy divides traffic by weight; the others ignore it. */
@@ -1775,23 +1773,12 @@ static void compile_arm(struct compiler *c, const cJSON *obj, const char *xpath,
         struct sy_target *t = &arm->targets[i];
 
         snprintf(tpath, sizeof(tpath), "%s.targets[%zu]", path, i);
-        if (!get_map(c, it, tpath, NULL, true))
-            continue;
-        check_keys(c, it, tpath, target_keys);
-        s = get_name(c, it, tpath, "model", true);
-        if (s) {
-            t->model = index_find(&pol->model_index, &mt, s);
-            if (t->model == SIZE_MAX) {
-                errf(c, tpath, "model", "unknown model %s", sy_json_quote(q, s));
-                t->model = 0;
-            } else {
-                for (size_t k = 0; k < i; k++)
-                    if (arm->targets[k].model == t->model)
-                        errf(c, tpath, "model", "model %s is already a target of this arm",
-                             sy_json_quote(q, s));
-            }
+        if (compile_target(c, it, tpath, t)) {
+            for (size_t k = 0; k < i; k++)
+                if (arm->targets[k].model == t->model)
+                    errf(c, tpath, "model", "model %s is already a target of this arm",
+                         sy_json_quote(q, pol->models[t->model].name));
         }
-        t->weight = (uint32_t)get_uint(c, it, tpath, "weight", 0, MAX_WEIGHT, 1);
         weight += t->weight;
     }
     if (weight == 0)
