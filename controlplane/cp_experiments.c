@@ -23,7 +23,6 @@
 #include "sy_http.h"
 #include "sy_log.h"
 #include "sy_policy.h"
-#include "sy_policy_pb.h"
 #include "sy_util.h"
 
 #define PROB_BEST_DRAWS 20000
@@ -48,23 +47,6 @@ static const char *const stop_names[] = {"prob_best", "significance", "none"};
 static int64_t wall_ms(void)
 {
     return (int64_t)(sy_wall_us() / 1000);
-}
-
-/* The active policy compiled, and its version; NULL when none. */
-static struct sy_policy *active_policy(struct cp_policies *ps, int64_t *version)
-{
-    struct cp_active *a = cp_policies_active(ps);
-    struct sy_policy *pol = NULL;
-    char *err = NULL;
-
-    *version = 0;
-    if (a) {
-        pol = sy_policy_unpack(a->policy_pb, a->policy_pb_len, &err);
-        *version = a->version;
-        free(err);
-        cp_active_unref(a);
-    }
-    return pol;
 }
 
 /* Per-arm tallies of one experiment. */
@@ -301,7 +283,7 @@ static cJSON *closed_json(struct cp_experiments *cx, const char *name)
 static void handle_list(struct cp_experiments *cx, struct sy_http_req *req)
 {
     int64_t version;
-    struct sy_policy *pol = active_policy(cx->ps, &version);
+    struct sy_policy *pol = cp_policies_active_policy(cx->ps, &version);
     struct cp_feedback_event *ev = NULL;
     size_t n_ev = 0, n_closed = 0;
     struct cp_kv *closed = NULL;
@@ -341,7 +323,7 @@ static void handle_list(struct cp_experiments *cx, struct sy_http_req *req)
 static void handle_get(struct cp_experiments *cx, struct sy_http_req *req, const char *name)
 {
     int64_t version;
-    struct sy_policy *pol = active_policy(cx->ps, &version);
+    struct sy_policy *pol = cp_policies_active_policy(cx->ps, &version);
     const struct sy_experiment *x = find_experiment(pol, name);
     struct cp_feedback_event *ev = NULL;
     size_t n_ev = 0;
@@ -486,7 +468,7 @@ static void handle_promote(struct cp_experiments *cx, struct sy_http_req *req, c
                        "the body must be a JSON object naming the arm: {\"arm\":\"B\"}");
         goto out;
     }
-    pol = active_policy(cx->ps, &version);
+    pol = cp_policies_active_policy(cx->ps, &version);
     x = find_experiment(pol, name);
     if (!x) {
         cJSON *closed = closed_json(cx, name);
@@ -579,7 +561,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 {
     struct cp_experiments *cx = arg;
     int64_t version;
-    struct sy_policy *pol = active_policy(cx->ps, &version);
+    struct sy_policy *pol = cp_policies_active_policy(cx->ps, &version);
     struct cp_feedback_event *ev = NULL;
     size_t n_ev = 0;
     (void)fd;

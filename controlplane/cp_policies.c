@@ -68,7 +68,19 @@ void cp_active_unref(struct cp_active *a)
         return;
     free(a->note);
     free(a->policy_pb);
+    sy_policy_unref(a->policy);
     free(a);
+}
+
+struct sy_policy *cp_policies_active_policy(struct cp_policies *ps, int64_t *version)
+{
+    struct cp_active *a = cp_policies_active(ps);
+    struct sy_policy *pol = a ? sy_policy_ref(a->policy) : NULL;
+
+    if (version)
+        *version = a ? a->version : 0;
+    cp_active_unref(a);
+    return pol;
 }
 
 static int64_t json_i64(const cJSON *obj, const char *key)
@@ -171,7 +183,8 @@ static struct cp_active *make_active(const struct cp_version *ver, char **errmsg
     a->created_unix_ms = ver->created_unix_ms;
     a->note = sy_xstrdup(ver->note ? ver->note : "");
     a->policy_pb = sy_policy_pack(pol, &a->policy_pb_len);
-    sy_policy_unref(pol);
+    pol->version = ver->version;
+    a->policy = pol;
     return a;
 }
 

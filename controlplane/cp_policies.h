@@ -25,6 +25,7 @@
 #include "cp_store.h"
 
 struct cp_policies;
+struct sy_policy;
 struct cJSON;
 
 /* One stored version. */
@@ -48,6 +49,7 @@ struct cp_active {
     char *note;
     uint8_t *policy_pb; /* packed switchyard.v1.Policy */
     size_t policy_pb_len;
+    struct sy_policy *policy; /* compiled once, shared read-only (take a ref to keep it) */
 };
 
 typedef void (*cp_active_fn)(void *arg, struct cp_active *active);
@@ -91,6 +93,10 @@ void cp_version_array_free(struct cp_version *vs, size_t n);
 
 /* The active version number (0 = none). */
 int64_t cp_policies_active_version(struct cp_policies *ps);
+
+/* The active version's compiled policy with a new reference (drop it with
+ * sy_policy_unref), and its number in *version (may be NULL); NULL and 0 when none. */
+struct sy_policy *cp_policies_active_policy(struct cp_policies *ps, int64_t *version);
 
 /* A reference to the active version (NULL = none); drop it with cp_active_unref. */
 struct cp_active *cp_policies_active(struct cp_policies *ps);

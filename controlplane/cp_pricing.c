@@ -42,7 +42,6 @@
 #include "sy_http.h"
 #include "sy_log.h"
 #include "sy_policy.h"
-#include "sy_policy_pb.h"
 #include "sy_pricing.h"
 #include "sy_util.h"
 
@@ -350,9 +349,7 @@ static int reconcile_active(struct cp_pricing *pr, const struct sy_pricing *cat,
     int64_t v, rollback_of;
     int rc;
 
-    pol = sy_policy_unpack(a->policy_pb, a->policy_pb_len, err);
-    if (!pol)
-        return -EINVAL;
+    pol = sy_policy_ref(a->policy);
     rc = sy_pricing_apply(cat, pol, &merged, &names, &n_names);
     if (rc < 0) {
         *err = sy_xasprintf("cannot apply the catalogue: %s", strerror(-rc));

@@ -15,7 +15,7 @@
 #include "cp_spend.h"
 #include "cp_stats.h"
 #include "sy_http.h"
-#include "sy_policy_pb.h"
+#include "sy_policy.h"
 #include "sy_util.h"
 
 static int64_t wall_ms(void)
@@ -58,21 +58,6 @@ static void handle_stats(struct sy_http_req *req, const char *rest, void *arg)
                                 cp_policies_active_version(v->policies), wall_ms()));
 }
 
-/* The active policy, compiled (for tenants' labels and budgets); NULL when none. */
-static struct sy_policy *active_policy(struct cp_policies *ps)
-{
-    struct cp_active *a = cp_policies_active(ps);
-    struct sy_policy *pol = NULL;
-    char *err = NULL;
-
-    if (a) {
-        pol = sy_policy_unpack(a->policy_pb, a->policy_pb_len, &err);
-        free(err);
-        cp_active_unref(a);
-    }
-    return pol;
-}
-
 static void handle_spend(struct sy_http_req *req, const char *rest, void *arg)
 {
     struct cp_views *v = arg;
@@ -86,7 +71,7 @@ static void handle_spend(struct sy_http_req *req, const char *rest, void *arg)
         return;
     cp_query_param(sy_http_req_query(req), "period", period, sizeof(period));
     cp_query_param(sy_http_req_query(req), "date", date, sizeof(date));
-    pol = active_policy(v->policies);
+    pol = cp_policies_active_policy(v->policies, NULL);
     root = cp_spend_json(v->spend, period[0] ? period : NULL, date[0] ? date : NULL, wall_ms(), pol,
                          &status, &err);
     sy_policy_unref(pol);

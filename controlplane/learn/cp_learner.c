@@ -50,7 +50,6 @@
 #include "sy_http.h"
 #include "sy_log.h"
 #include "sy_policy.h"
-#include "sy_policy_pb.h"
 #include "sy_reqid.h"
 #include "sy_util.h"
 
@@ -690,15 +689,9 @@ static void learn_round(struct cp_learner *l, const struct cp_active *a)
     struct record_arg ra;
     int64_t now_ms = wall_ms(), rev;
     double horizon = 0;
-    char *err = NULL;
     int rc;
 
-    pol = sy_policy_unpack(a->policy_pb, a->policy_pb_len, &err);
-    if (!pol) {
-        sy_error("active version %" PRId64 " does not unpack: %s", a->version, err ? err : "?");
-        free(err);
-        return;
-    }
+    pol = sy_policy_ref(a->policy);
     if (state_load(l->store, &state, &rev) < 0)
         goto out_free;
     evs = sy_xcalloc(pol->n_routes ? pol->n_routes : 1, sizeof(*evs));
@@ -878,23 +871,6 @@ bool cp_learner_is_leader(struct cp_learner *l)
 
 /* ---- GET /v1/learn ------------------------------------------------------------------------ */
 
-/* The active policy, compiled, and its version; NULL when there is none. */
-static struct sy_policy *active_policy(struct cp_policies *ps, int64_t *version)
-{
-    struct cp_active *a = cp_policies_active(ps);
-    struct sy_policy *pol = NULL;
-    char *err = NULL;
-
-    *version = 0;
-    if (a) {
-        pol = sy_policy_unpack(a->policy_pb, a->policy_pb_len, &err);
-        *version = a->version;
-        free(err);
-        cp_active_unref(a);
-    }
-    return pol;
-}
-
 static void add_num_or_null(cJSON *o, const char *key, double v, bool present)
 {
     if (present)
@@ -1024,7 +1000,7 @@ cJSON *cp_learner_status_json(struct cp_learner *l, int *status, char **errmsg)
     fr = cJSON_GetObjectItemCaseSensitive(state, "frozen_routes");
     cJSON_AddItemToObject(root, "frozen_routes",
                           cJSON_IsArray(fr) ? cJSON_Duplicate(fr, true) : cJSON_CreateArray());
-    pol = active_policy(l->ps, &version);
+    pol = cp_policies_active_policy(l->ps, &version);
     add_num_or_null(root, "active_version", (double)version, version > 0);
     routes = cJSON_AddArrayToObject(root, "routes");
     for (size_t i = 0; pol && i < pol->n_routes; i++) {
@@ -1196,7 +1172,7 @@ static void handle_freeze(struct cp_learner *l, struct sy_http_req *req, bool fr
         cJSON_Delete(body);
         return;
     }
-    pol = active_policy(l->ps, &version);
+    pol = cp_policies_active_policy(l->ps, &version);
     n = learned_routes(pol, &learned);
     if (route && !is_learned(learned, n, route)) {
         cp_reply_error(req, 404, "unknown_route",
@@ -1328,7 +1304,7 @@ static void handle_rollback(struct cp_learner *l, struct sy_http_req *req)
         cJSON_Delete(body);
         return;
     }
-    pol = active_policy(l->ps, &active);
+    pol = cp_policies_active_policy(l->ps, &active);
     n_learned = learned_routes(pol, &learned);
     if (route && !is_learned(learned, n_learned, route)) {
         cp_reply_error(req, 404, "unknown_route",
