@@ -28,9 +28,8 @@
 
 struct cp_feedback {
     struct cp_store *store;
-    uint8_t key[64];
-    size_t key_len;
-    pthread_mutex_t lock; /* counters */
+    struct sy_reqid_key *key; /* the fleet key, prepared once */
+    pthread_mutex_t lock;     /* counters */
     uint64_t accepted, duplicates, refused;
 };
 
@@ -39,8 +38,11 @@ struct cp_feedback *cp_feedback_new(struct cp_store *store, const uint8_t *key, 
     struct cp_feedback *fb = sy_xcalloc(1, sizeof(*fb));
 
     fb->store = store;
-    fb->key_len = key_len < sizeof(fb->key) ? key_len : sizeof(fb->key);
-    memcpy(fb->key, key, fb->key_len);
+    fb->key = sy_reqid_key_new(key, key_len);
+    if (!fb->key) {
+        free(fb);
+        return NULL;
+    }
     pthread_mutex_init(&fb->lock, NULL);
     return fb;
 }
@@ -49,6 +51,7 @@ void cp_feedback_free(struct cp_feedback *fb)
 {
     if (!fb)
         return;
+    sy_reqid_key_free(fb->key);
     pthread_mutex_destroy(&fb->lock);
     free(fb);
 }
@@ -139,7 +142,7 @@ static enum cp_feedback_result record(struct cp_feedback *fb, const char *reques
         set_err(errmsg, sy_xasprintf("comment must be at most %d bytes", COMMENT_MAX));
         return CP_FEEDBACK_INVALID;
     }
-    rc = sy_reqid_decode(fb->key, fb->key_len, request_id, &id, &err);
+    rc = sy_reqid_verify(fb->key, request_id, &id, &err);
     if (rc < 0) {
         set_err(errmsg,
                 sy_xasprintf("request_id is not one this fleet issued: %s", err ? err : "invalid"));

@@ -46,7 +46,8 @@ enum cp_feedback_result {
     CP_FEEDBACK_UNAVAILABLE, /* the store could not be written */
 };
 
-/* <key> is the fleet key (copied). <store> is borrowed. */
+/* <key> is the fleet key (copied). <store> is borrowed. NULL when the key is empty or
+ * memory runs out. */
 struct cp_feedback *cp_feedback_new(struct cp_store *store, const uint8_t *key, size_t key_len);
 void cp_feedback_free(struct cp_feedback *fb);
 

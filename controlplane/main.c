@@ -185,6 +185,10 @@ static int run(const struct cp_options *opt)
     }
     cp_discovery_set_fleet_key(disc, fleet_key, sizeof(fleet_key));
     feedback = cp_feedback_new(store, fleet_key, sizeof(fleet_key));
+    if (!feedback) {
+        sy_error("cannot prepare the fleet key");
+        goto out;
+    }
     ps = cp_policies_new(store, on_active, disc, &err);
     if (!ps) {
         sy_error("%s", err ? err : "cannot load policy versions");
