@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <openssl/evp.h>
+#include <sys/random.h>
 
 static void oom(void)
 {
@@ -138,6 +139,17 @@ int sy_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
 bool sy_strcaseeq_n(const char *a, size_t alen, const char *b)
 {
     return strlen(b) == alen && strncasecmp(a, b, alen) == 0;
+}
+
+uint64_t sy_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms)
+{
+    uint64_t cap = base_ms << (attempt < 16 ? attempt : 16), rnd = 0;
+
+    if (cap > max_ms)
+        cap = max_ms;
+    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+        rnd = sy_now_us();
+    return cap / 2 + rnd % (cap / 2 + 1);
 }
 
 int sy_sha256_hex(const void *data, size_t len, char out[65])

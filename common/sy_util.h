@@ -34,6 +34,11 @@ int sy_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
  * and port (0-65535). Returns 0, or -EINVAL. */
 int sy_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
 
+/* A reconnect delay for the <attempt>-th retry (0 first): <base_ms> doubled per attempt up to
+ * <max_ms>, then a random point in its upper half ("equal jitter"), so a fleet that lost
+ * its server at once does not come back at once. Any thread. */
+uint64_t sy_backoff_ms(unsigned attempt, uint64_t base_ms, uint64_t max_ms);
+
 /* Fills <out> with the 64 lowercase hex digits of SHA-256(<data>) and a NUL. Returns 0, or
  * -ENOMEM when the digest could not be computed (<out> is then ""). */
 int sy_sha256_hex(const void *data, size_t len, char out[65]);

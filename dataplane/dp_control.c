@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -305,7 +304,7 @@ static void *control_main(void *arg)
     pthread_mutex_lock(&ctl->lock);
     while (!ctl->stopping) {
         struct sy_grpc_call *call;
-        uint64_t opened = sy_now_us(), cap, delay, rnd = 0;
+        uint64_t opened = sy_now_us(), delay;
         struct timespec ts;
 
         ctl->stream_closed = false;
@@ -327,12 +326,7 @@ static void *control_main(void *arg)
         /* Exponential backoff with full jitter; a long-lived stream starts over. */
         if (sy_now_us() - opened > DP_STREAM_HEALTHY_MS * 1000ull)
             attempt = 0;
-        cap = DP_BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6);
-        if (cap > DP_BACKOFF_MAX_MS)
-            cap = DP_BACKOFF_MAX_MS;
-        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-            rnd = sy_now_us();
-        delay = cap / 2 + rnd % (cap / 2 + 1);
+        delay = sy_backoff_ms(attempt, DP_BACKOFF_BASE_MS, DP_BACKOFF_MAX_MS);
         attempt++;
         sy_debug("reconnecting to %s in %" PRIu64 " ms", ctl->px->opt.control_plane, delay);
         deadline_in(&ts, delay);

@@ -444,17 +444,6 @@ static void drop_stream(struct dp_telemetry *t, const char *why)
     pthread_mutex_lock(&t->lock);
 }
 
-static uint64_t backoff_ms(unsigned attempt)
-{
-    uint64_t cap = (uint64_t)DP_BACKOFF_BASE_MS << (attempt < 6 ? attempt : 6), rnd = 0;
-
-    if (cap > DP_BACKOFF_MAX_MS)
-        cap = DP_BACKOFF_MAX_MS;
-    if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-        rnd = sy_now_us();
-    return cap / 2 + rnd % (cap / 2 + 1);
-}
-
 static void *telemetry_main(void *arg)
 {
     struct dp_telemetry *t = arg;
@@ -470,13 +459,15 @@ static void *telemetry_main(void *arg)
             open_stream(t);
             opened_at = now;
             if (!t->call)
-                reconnect_at = now + backoff_ms(attempt++);
+                reconnect_at =
+                    now + sy_backoff_ms(attempt++, DP_BACKOFF_BASE_MS, DP_BACKOFF_MAX_MS);
         }
         if (t->call && t->stream_closed) {
             drop_stream(t, "reconnecting");
             if (mono_ms() - opened_at > 10000)
                 attempt = 0;
-            reconnect_at = mono_ms() + backoff_ms(attempt++);
+            reconnect_at =
+                mono_ms() + sy_backoff_ms(attempt++, DP_BACKOFF_BASE_MS, DP_BACKOFF_MAX_MS);
             continue;
         }
         if (now >= next_tick) {
