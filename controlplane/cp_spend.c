@@ -480,7 +480,7 @@ cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date, 
     int64_t start, end;
     struct cp_kv *kvs = NULL;
     size_t n = 0;
-    struct cp_map all = {0}, tenants = {0};
+    struct cp_map all = {0}, tenants = {0}, stale = {0};
     uint64_t total = 0;
     double frac;
     cJSON *root, *arr;
@@ -512,15 +512,20 @@ cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date, 
         *errmsg = sy_xasprintf("the store cannot be read: %s", strerror(-rc));
         return NULL;
     }
-    /* The store, except where this replica holds newer counts not written yet (at most a
-     * flush period old): those ledgers come from memory. Reading never writes, so only the
-     * telemetry flusher, which knows what it acknowledged, ever writes a ledger. */
+    /* The store, except where this replica's copy of a ledger is at least as new: it holds
+     * the counts not written yet (at most a flush period old), and it may have been written
+     * after the range was read. A copy older than the store's (another replica wrote since)
+     * is dropped at its next flush, so the store's counts are the ones that stand. Reading
+     * never writes: only the telemetry flusher, which knows what it acknowledged, does. */
     pthread_mutex_lock(&sp->lock);
     for (size_t i = 0; i < n; i++) {
         const struct ledger *l =
             strlen(kvs[i].key) > 6 ? cp_map_get(&sp->ledgers, kvs[i].key + 6) : NULL;
-        if (!l || !l->dirty)
-            ledger_parse(kvs[i].value, kvs[i].value_len, &all, NULL);
+        if (l && l->mod_rev >= kvs[i].mod_revision)
+            continue; /* read from memory below */
+        ledger_parse(kvs[i].value, kvs[i].value_len, &all, NULL);
+        if (l)
+            cp_map_put(&stale, kvs[i].key, (void *)l);
     }
     for (size_t i = 0; i < sp->ledgers.n; i++) {
         const struct ledger *l = sp->ledgers.vals[i];
@@ -528,13 +533,14 @@ cJSON *cp_spend_json(struct cp_spend *sp, const char *period, const char *date, 
         char *text;
 
         ledger_key(key, sizeof(key), l->day, l->node);
-        if (!l->dirty || strncmp(key, prefix, strlen(prefix)) != 0)
+        if (strncmp(key, prefix, strlen(prefix)) != 0 || cp_map_get(&stale, key))
             continue;
         text = ledger_print(l);
         ledger_parse(text, strlen(text), &all, NULL);
         free(text);
     }
     pthread_mutex_unlock(&sp->lock);
+    cp_map_clear(&stale, NULL);
     cp_kv_array_free(kvs, n);
 
     for (size_t i = 0; i < all.n; i++) {
