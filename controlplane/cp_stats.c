@@ -406,6 +406,10 @@ void cp_stats_apply(struct cp_stats *st, const Switchyard__V1__TelemetryReport *
                 rep->upstream_errors[i]->count);
 
     tags_add(&st->cum_tags, rep);
+    if (!rep->node) { /* a slot merged from another replica (cp_stats_merge) */
+        pthread_mutex_unlock(&st->lock);
+        return;
+    }
     n = node_get(st, node_id);
     n->last_ms = now_ms;
     n->in_flight = rep->in_flight;
@@ -461,6 +465,11 @@ int cp_window_parse(const char *s)
     if (strcmp(s, "1h") == 0)
         return CP_WINDOW_1H;
     return -1;
+}
+
+const char *cp_window_name(enum cp_window w)
+{
+    return w == CP_WINDOW_10S ? "10s" : w == CP_WINDOW_1H ? "1h" : "1m";
 }
 
 /* ---- queries -------------------------------------------------------------------------- */
@@ -855,6 +864,215 @@ cJSON *cp_stats_health_json(struct cp_stats *st, int64_t now_ms)
     cp_map_clear(&groups, group_free);
     cp_map_clear(&errs, err_free);
     return root;
+}
+
+/* ---- export and merge (fleet-wide views over several replicas) ---------------------- */
+
+/* The wire form of a sparse histogram, borrowing its arrays; NULL when it is empty. */
+static Switchyard__V1__Histogram *wire_hist(Switchyard__V1__Histogram *h, const struct sparse *s)
+{
+    if (!s->n)
+        return NULL;
+    switchyard__v1__histogram__init(h);
+    h->index = s->idx;
+    h->n_index = s->n;
+    h->count = s->cnt;
+    h->n_count = s->n;
+    h->sum = s->sum;
+    h->min = s->min;
+    h->max = s->max;
+    return h;
+}
+
+/* One slot as a report without a node; the strings and arrays are borrowed from the slot. */
+struct slot_arrays {
+    Switchyard__V1__SeriesDelta *d;
+    Switchyard__V1__Histogram *h;
+    Switchyard__V1__UpstreamErrorDelta *e;
+    Switchyard__V1__TagDelta *t;
+};
+
+static void slot_report(Switchyard__V1__TelemetryReport *r, struct slot_arrays *m,
+                        const struct slot *s, bool minutes)
+{
+    static const char *const classes[3] = {"2xx", "4xx", "5xx"};
+    Switchyard__V1__SeriesDelta *d;
+    Switchyard__V1__Histogram *h;
+    Switchyard__V1__UpstreamErrorDelta *e;
+    Switchyard__V1__TagDelta *t;
+
+    switchyard__v1__telemetry_report__init(r);
+    /* Inside the slot, so the merging side places it in the same second or minute. */
+    r->end_unix_ms = minutes ? s->epoch * 60000 + 30000 : s->epoch * 1000 + 500;
+    r->n_series = s->series.n;
+    r->series = sy_xcalloc(s->series.n + 1, sizeof(*r->series));
+    d = m->d = sy_xcalloc(s->series.n + 1, sizeof(*d));
+    h = m->h = sy_xcalloc(2 * s->series.n + 1, sizeof(*h));
+    for (size_t i = 0; i < s->series.n; i++) {
+        const struct agg *a = s->series.vals[i];
+        switchyard__v1__series_delta__init(&d[i]);
+        d[i].tenant = a->names[N_TENANT];
+        d[i].route = a->names[N_ROUTE];
+        d[i].provider = a->names[N_PROVIDER];
+        d[i].model = a->names[N_MODEL];
+        d[i].arm = a->names[N_ARM];
+        d[i].status_class = (char *)classes[a->sc];
+        d[i].stream = a->stream;
+        d[i].requests = a->c.requests;
+        d[i].prompt_tokens = a->c.prompt;
+        d[i].completion_tokens = a->c.completion;
+        d[i].cached_tokens = a->c.cached;
+        d[i].cost_nusd = a->c.cost_nusd;
+        d[i].latency_us = wire_hist(&h[2 * i], &a->lat);
+        d[i].ttft_us = wire_hist(&h[2 * i + 1], &a->ttft);
+        r->series[i] = &d[i];
+    }
+    r->n_upstream_errors = s->errs.n;
+    r->upstream_errors = sy_xcalloc(s->errs.n + 1, sizeof(*r->upstream_errors));
+    e = m->e = sy_xcalloc(s->errs.n + 1, sizeof(*e));
+    for (size_t i = 0; i < s->errs.n; i++) {
+        const struct err_count *x = s->errs.vals[i];
+        switchyard__v1__upstream_error_delta__init(&e[i]);
+        e[i].provider = x->provider;
+        e[i].code = x->code;
+        e[i].count = x->count;
+        r->upstream_errors[i] = &e[i];
+    }
+    r->n_tags = s->tags.n;
+    r->tags = sy_xcalloc(s->tags.n + 1, sizeof(*r->tags));
+    t = m->t = sy_xcalloc(s->tags.n + 1, sizeof(*t));
+    for (size_t i = 0; i < s->tags.n; i++) {
+        const struct tag_count *x = s->tags.vals[i];
+        switchyard__v1__tag_delta__init(&t[i]);
+        t[i].tenant = x->tenant;
+        t[i].tag = x->tag;
+        t[i].requests = x->requests;
+        t[i].prompt_tokens = x->prompt;
+        t[i].completion_tokens = x->completion;
+        t[i].cost_nusd = x->cost_nusd;
+        r->tags[i] = &t[i];
+    }
+}
+
+static void slot_report_clear(Switchyard__V1__TelemetryReport *r, struct slot_arrays *m)
+{
+    free(r->series);
+    free(r->upstream_errors);
+    free(r->tags);
+    free(m->d);
+    free(m->h);
+    free(m->e);
+    free(m->t);
+}
+
+uint8_t *cp_stats_export(struct cp_stats *st, enum cp_window w, int64_t now_ms, const char *replica,
+                         size_t *len)
+{
+    Switchyard__V1__StatsExport ex = SWITCHYARD__V1__STATS_EXPORT__INIT;
+    struct slot *slots[SEC_SLOTS > MIN_SLOTS ? SEC_SLOTS : MIN_SLOTS];
+    Switchyard__V1__TelemetryReport *reps, *nreps;
+    struct slot_arrays *arrays;
+    Switchyard__V1__Node *nodes;
+    Switchyard__V1__TargetState *targets = NULL, **tptrs = NULL;
+    size_t n_slots, n_nodes = 0, n_targets = 0;
+    int seconds;
+    uint8_t *buf;
+
+    pthread_mutex_lock(&st->lock);
+    ex.replica = (char *)replica;
+    n_slots = window_slots(st, w, now_ms, slots, &seconds);
+    reps = sy_xcalloc(n_slots + 1, sizeof(*reps));
+    arrays = sy_xcalloc(n_slots + 1, sizeof(*arrays));
+    ex.slots = sy_xcalloc(n_slots + 1, sizeof(*ex.slots));
+    for (size_t i = 0; i < n_slots; i++) {
+        slot_report(&reps[i], &arrays[i], slots[i], w == CP_WINDOW_1H);
+        ex.slots[i] = &reps[i];
+    }
+    ex.n_slots = n_slots;
+    /* The proxies /v1/stats and /v1/health count: connected, or heard from lately. */
+    for (size_t i = 0; i < st->nodes.n; i++)
+        n_targets += ((const struct node *)st->nodes.vals[i])->n_targets;
+    nreps = sy_xcalloc(st->nodes.n + 1, sizeof(*nreps));
+    nodes = sy_xcalloc(st->nodes.n + 1, sizeof(*nodes));
+    ex.nodes = sy_xcalloc(st->nodes.n + 1, sizeof(*ex.nodes));
+    ex.connected = sy_xcalloc(st->nodes.n + 1, sizeof(*ex.connected));
+    targets = sy_xcalloc(n_targets + 1, sizeof(*targets));
+    tptrs = sy_xcalloc(n_targets + 1, sizeof(*tptrs));
+    n_targets = 0;
+    for (size_t i = 0; i < st->nodes.n; i++) {
+        const struct node *n = st->nodes.vals[i];
+        Switchyard__V1__TelemetryReport *r = &nreps[n_nodes];
+
+        if (!n->connected && now_ms - n->last_ms > NODE_STALE_MS)
+            continue;
+        if (n->connected)
+            ex.connected[ex.n_connected++] = st->nodes.keys[i];
+        switchyard__v1__telemetry_report__init(r);
+        switchyard__v1__node__init(&nodes[n_nodes]);
+        nodes[n_nodes].id = st->nodes.keys[i];
+        r->node = &nodes[n_nodes];
+        r->end_unix_ms = n->last_ms;
+        r->in_flight = n->in_flight;
+        r->policy_version = (char *)n->policy_version;
+        r->coalesced_intervals = n->coalesced;
+        r->stats_overflow = n->overflow;
+        r->targets = &tptrs[n_targets];
+        r->n_targets = n->n_targets;
+        for (size_t t = 0; t < n->n_targets; t++) {
+            switchyard__v1__target_state__init(&targets[n_targets]);
+            targets[n_targets].provider = n->targets[t].provider;
+            targets[n_targets].model = n->targets[t].model;
+            targets[n_targets].state = n->targets[t].state;
+            targets[n_targets].latency_ewma_us = n->targets[t].latency_ewma_us;
+            tptrs[n_targets] = &targets[n_targets];
+            n_targets++;
+        }
+        ex.nodes[n_nodes] = r;
+        n_nodes++;
+    }
+    ex.n_nodes = n_nodes;
+    *len = switchyard__v1__stats_export__get_packed_size(&ex);
+    buf = sy_xmalloc(*len + 1);
+    switchyard__v1__stats_export__pack(&ex, buf);
+    pthread_mutex_unlock(&st->lock);
+    for (size_t i = 0; i < n_slots; i++)
+        slot_report_clear(&reps[i], &arrays[i]);
+    free(reps);
+    free(arrays);
+    free(ex.slots);
+    free(nreps);
+    free(nodes);
+    free(ex.nodes);
+    free(ex.connected);
+    free(targets);
+    free(tptrs);
+    return buf;
+}
+
+void cp_stats_merge(struct cp_stats *st, const Switchyard__V1__StatsExport *ex, int64_t now_ms)
+{
+    for (size_t i = 0; i < ex->n_slots; i++) {
+        if (!ex->slots[i]->node) /* slots carry no node: they must not create one */
+            cp_stats_apply(st, ex->slots[i], now_ms);
+    }
+    for (size_t i = 0; i < ex->n_nodes; i++) {
+        const Switchyard__V1__TelemetryReport *r = ex->nodes[i];
+        struct node *n;
+
+        if (!r->node || !r->node->id || !r->node->id[0] || r->n_series)
+            continue;
+        pthread_mutex_lock(&st->lock);
+        n = cp_map_get(&st->nodes, r->node->id);
+        /* A proxy that moved between replicas is known to both: the newest word counts. */
+        if (n && n->last_ms > r->end_unix_ms) {
+            pthread_mutex_unlock(&st->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&st->lock);
+        cp_stats_apply(st, r, r->end_unix_ms > 0 ? r->end_unix_ms : now_ms);
+    }
+    for (size_t i = 0; i < ex->n_connected; i++)
+        cp_stats_node_connected(st, ex->connected[i], true);
 }
 
 /* ---- /metrics ------------------------------------------------------------------------- */

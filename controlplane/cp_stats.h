@@ -41,6 +41,8 @@ enum cp_window {
 
 /* "10s", "1m", "1h" -> window; -1 for anything else. */
 int cp_window_parse(const char *s);
+/* The inverse. */
+const char *cp_window_name(enum cp_window w);
 
 /* GET /v1/stats (docs/admin-api.md) at <now_ms>. Caller frees with cJSON_Delete. */
 struct cJSON *cp_stats_json(struct cp_stats *st, enum cp_window w, int64_t active_version,
@@ -52,6 +54,15 @@ struct cJSON *cp_stats_health_json(struct cp_stats *st, int64_t now_ms);
 /* Appends the fleet families of GET /metrics (Prometheus text) to a heap string (caller
  * frees); *len gets its length. */
 char *cp_stats_metrics(struct cp_stats *st, size_t *len);
+
+/* Fleet-wide views over several replicas (cp_peers): each proxy streams to one replica, so
+ * the one answering adds its peers' windows to its own. cp_stats_export packs window <w>
+ * at <now_ms> as a StatsExport (telemetry.proto; caller frees; *len its size).
+ * cp_stats_merge adds an export into <st>, a scratch instance made for one answer: the
+ * slots at their times, each proxy's state where it is newer than what <st> has. */
+uint8_t *cp_stats_export(struct cp_stats *st, enum cp_window w, int64_t now_ms, const char *replica,
+                         size_t *len);
+void cp_stats_merge(struct cp_stats *st, const Switchyard__V1__StatsExport *ex, int64_t now_ms);
 
 /* Traffic of the series matching a filter, since this replica started (counters) or over a
  * window: for experiment arms and learned routes. NULL filter fields match anything. */
