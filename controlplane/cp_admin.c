@@ -1,5 +1,6 @@
-/* controlplane/cp_admin.c - admin API: policies (push, list, get, diff, activate), fleet,
- * health. Main thread; store calls block the loop briefly (the admin API is low-rate). */
+/* controlplane/cp_admin.c - admin API: policies (push, list, get, diff, activate), health,
+ * and the paths other modules register. Main thread; store calls block the loop briefly (the admin
+ * API is low-rate). */
 #define SY_LOG_MODULE "admin"
 
 #include "cp_admin.h"
@@ -314,18 +315,9 @@ static void handle(struct sy_http_req *req, void *arg)
 {
     struct cp_admin *a = arg;
     const char *path = sy_http_req_path(req);
-    enum sy_http_method m = sy_http_req_method(req);
 
     if (strncmp(path, "/v1/policies", 12) == 0 && (path[12] == '\0' || path[12] == '/')) {
         route_policies(a, req, path[12] ? path + 13 : "");
-        return;
-    }
-    if (strcmp(path, "/v1/fleet") == 0) {
-        if (m != SY_HTTP_GET) {
-            cp_reply_error(req, 405, "method_not_allowed", "use GET on /v1/fleet");
-            return;
-        }
-        cp_reply_json(req, 200, cp_discovery_fleet_json(a->deps.discovery));
         return;
     }
     if (strcmp(path, "/healthz") == 0) {

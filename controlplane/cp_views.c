@@ -10,6 +10,7 @@
 
 #include "cp_admin.h"
 #include "cp_feedback.h"
+#include "cp_peers.h"
 #include "cp_policies.h"
 #include "cp_reply.h"
 #include "cp_spend.h"
@@ -37,13 +38,125 @@ static bool get_only(struct sy_http_req *req, const char *rest)
     return true;
 }
 
+/* ---- /v1/stats and /v1/health over every replica (cp_peers.h) ------------------------ */
+
+struct fleet_query {
+    struct cp_views *v;
+    struct sy_http_req *req; /* NULL once the client left */
+    bool health;
+    enum cp_window w;
+};
+
+static void on_query_abort(struct sy_http_req *req, void *arg)
+{
+    (void)req;
+    ((struct fleet_query *)arg)->req = NULL;
+}
+
+/* Adds a packed StatsExport into <scratch>; false when it does not unpack. */
+static bool merge_packed(struct cp_stats *scratch, const void *buf, size_t len, int64_t now)
+{
+    Switchyard__V1__StatsExport *ex = switchyard__v1__stats_export__unpack(NULL, len, buf);
+
+    if (!ex)
+        return false;
+    cp_stats_merge(scratch, ex, now);
+    switchyard__v1__stats_export__free_unpacked(ex, NULL);
+    return true;
+}
+
+static cJSON *view_json(struct cp_views *v, struct cp_stats *st, bool health, enum cp_window w,
+                        int64_t now)
+{
+    return health ? cp_stats_health_json(st, now)
+                  : cp_stats_json(st, w, cp_policies_active_version(v->policies), now);
+}
+
+/* Every peer answered or failed: this replica's window and theirs, merged. */
+static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
+{
+    struct fleet_query *q = arg;
+    const char **why = sy_xcalloc(n + 1, sizeof(*why));
+    char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
+    struct cp_stats *scratch;
+    int64_t now = wall_ms();
+    uint8_t *own;
+    size_t len;
+    cJSON *root;
+
+    if (!q->req)
+        goto out; /* the client left, or the control plane is stopping */
+    scratch = cp_stats_new();
+    own = cp_stats_export(q->v->stats, q->w, now, cp_peers_self(q->v->peers), &len);
+    merge_packed(scratch, own, len, now);
+    free(own);
+    for (size_t i = 0; i < n; i++) {
+        why[i] = cp_peers_failure(&replies[i], &bufs[i]);
+        if (!why[i] && !merge_packed(scratch, replies[i].body, replies[i].len, now))
+            why[i] = "the answer is not a StatsExport";
+    }
+    root = view_json(q->v, scratch, q->health, q->w, now);
+    cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->v->peers, replies, why, n));
+    cp_stats_free(scratch);
+    cp_reply_json(q->req, 200, root);
+out:
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(why);
+    free(q);
+}
+
+/* Answers /v1/stats or /v1/health: for the fleet (every replica's proxies) unless
+ * scope=replica asks for this replica's own. */
+static void answer_view(struct cp_views *v, struct sy_http_req *req, bool health, enum cp_window w)
+{
+    char scope[16] = "fleet", path[64];
+    struct fleet_query *q;
+    cJSON *root;
+
+    cp_query_param(sy_http_req_query(req), "scope", scope, sizeof(scope));
+    if (strcmp(scope, "fleet") != 0 && strcmp(scope, "replica") != 0) {
+        cp_reply_error(req, 400, "invalid_scope", "scope \"%.40s\" is not one of: fleet, replica",
+                       scope);
+        return;
+    }
+    if (strcmp(scope, "fleet") == 0 && v->peers) {
+        q = sy_xcalloc(1, sizeof(*q));
+        *q = (struct fleet_query){.v = v, .req = req, .health = health, .w = w};
+        snprintf(path, sizeof(path), "/v1/stats/export?window=%s",
+                 health ? "1m" : cp_window_name(w));
+        sy_http_req_on_abort(req, on_query_abort, q);
+        if (cp_peers_get(v->peers, path, on_peers, q))
+            return;
+        sy_http_req_on_abort(req, NULL, NULL);
+        free(q);
+    }
+    root = view_json(v, v->stats, health, w, wall_ms());
+    if (v->peers)
+        cJSON_AddItemToObject(root, "replicas", cp_peers_summary(v->peers, NULL, NULL, 0));
+    cp_reply_json(req, 200, root);
+}
+
+/* GET /v1/stats/export: this replica's window, for its peers to merge. */
+static void handle_export(struct cp_views *v, struct sy_http_req *req, enum cp_window w)
+{
+    size_t len;
+    uint8_t *buf =
+        cp_stats_export(v->stats, w, wall_ms(), v->peers ? cp_peers_self(v->peers) : "", &len);
+
+    sy_http_reply(req, 200, "application/x-protobuf", (const char *)buf, len);
+    free(buf);
+}
+
 static void handle_stats(struct sy_http_req *req, const char *rest, void *arg)
 {
     struct cp_views *v = arg;
     char window[16] = "1m";
+    bool export = strcmp(rest, "export") == 0;
     int w;
 
-    if (!get_only(req, rest))
+    if (!get_only(req, export ? "" : rest))
         return;
     if (cp_query_param(sy_http_req_query(req), "window", window, sizeof(window)) && !window[0])
         snprintf(window, sizeof(window), "1m");
@@ -53,9 +166,10 @@ static void handle_stats(struct sy_http_req *req, const char *rest, void *arg)
                        window);
         return;
     }
-    cp_reply_json(req, 200,
-                  cp_stats_json(v->stats, (enum cp_window)w,
-                                cp_policies_active_version(v->policies), wall_ms()));
+    if (export)
+        handle_export(v, req, (enum cp_window)w);
+    else
+        answer_view(v, req, false, (enum cp_window)w);
 }
 
 static void handle_spend(struct sy_http_req *req, const char *rest, void *arg)
@@ -90,7 +204,7 @@ static void handle_health(struct sy_http_req *req, const char *rest, void *arg)
 
     if (!get_only(req, rest))
         return;
-    cp_reply_json(req, 200, cp_stats_health_json(v->stats, wall_ms()));
+    answer_view(v, req, true, CP_WINDOW_1M);
 }
 
 static void handle_metrics(struct sy_http_req *req, const char *rest, void *arg)

@@ -23,7 +23,9 @@
 #include "cp_discovery.h"
 #include "cp_experiments.h"
 #include "cp_feedback.h"
+#include "cp_fleet.h"
 #include "cp_learner.h"
+#include "cp_peers.h"
 #include "cp_policies.h"
 #include "cp_pricing.h"
 #include "cp_secrets.h"
@@ -45,8 +47,9 @@ struct cp_options {
     const char *etcd_prefix;
     const char *bootstrap;
     const char *id;
-    const char *pricing;        /* --pricing FILE|URL, or NULL */
-    unsigned pricing_refresh_s; /* --pricing-refresh */
+    const char *pricing;         /* --pricing FILE|URL, or NULL */
+    unsigned pricing_refresh_s;  /* --pricing-refresh */
+    const char *advertise_admin; /* --advertise-admin URL, or NULL */
 };
 
 static void usage(FILE *out)
@@ -61,6 +64,9 @@ static void usage(FILE *out)
                  "  --etcd-prefix PREFIX      key prefix in etcd (default /switchyard)\n"
                  "  --bootstrap-policy FILE   pushed as the first version when none is active\n"
                  "  --id NAME                 this replica's name (default HOSTNAME-PID)\n"
+                 "  --advertise-admin URL     how the other replicas reach this admin API\n"
+                 "                            (default http://ADDRESS:PORT of --admin-listen\n"
+                 "                            unless it is a wildcard address)\n"
                  "  --pricing FILE|URL        pricing catalogue applied to the active policy\n"
                  "                            (docs/pricing.md); URL: http:// or https://\n"
                  "  --pricing-refresh SECONDS how often the catalogue is read again (default "
@@ -85,6 +91,32 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     (void)what;
     sy_info("%s: shutting down", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     event_base_loopbreak(arg);
+}
+
+/* The admin URL the other replicas use: --advertise-admin, else the bound address unless it
+ * is a wildcard (then "": not reachable by a known address). */
+static void advertise_url(const struct cp_options *opt, const char *bound, char *out, size_t cap)
+{
+    size_t n;
+
+    if (opt->advertise_admin) {
+        const char *host = strstr(opt->advertise_admin, "://") + 3;
+        const char *colon = strrchr(host, ':');
+        /* An IPv6 address from the environment (http://$(POD_IP):9090) needs brackets. */
+        if (host[0] != '[' && colon && memchr(host, ':', (size_t)(colon - host)))
+            snprintf(out, cap, "%.*s[%.*s]%s", (int)(host - opt->advertise_admin),
+                     opt->advertise_admin, (int)(colon - host), host, colon);
+        else
+            snprintf(out, cap, "%s", opt->advertise_admin);
+        n = strlen(out);
+        while (n > 0 && out[n - 1] == '/')
+            out[--n] = '\0';
+        return;
+    }
+    if (strncmp(bound, "0.0.0.0:", 8) == 0 || strncmp(bound, "[::]:", 5) == 0)
+        out[0] = '\0';
+    else
+        snprintf(out, cap, "http://%s", bound);
 }
 
 static int bootstrap(struct cp_policies *ps, const char *path)
@@ -154,6 +186,9 @@ static int run(const struct cp_options *opt)
     uint8_t fleet_key[CP_FLEET_KEY_LEN];
     struct cp_pricing *pricing = NULL;
     struct cp_learner *learner = NULL;
+    struct cp_peers *peers = NULL;
+    struct cp_fleet fleet;
+    char advertise[300];
     struct event_base *base = NULL;
     struct event *sig_term = NULL, *sig_int = NULL;
 
@@ -226,8 +261,21 @@ static int run(const struct cp_options *opt)
     admin_fd = -1;
     if (!admin)
         goto out;
-    views = (struct cp_views){.stats = stats, .spend = spend, .policies = ps, .feedback = feedback};
-    if (cp_views_register(admin, &views) < 0 ||
+    advertise_url(opt, admin_bound, advertise, sizeof(advertise));
+    peers = cp_peers_new(base, store, id, advertise);
+    if (!peers || cp_peers_start(peers) < 0) {
+        sy_error("cannot start the replica registry");
+        goto out;
+    }
+    if (store->ops->shared && !advertise[0])
+        sy_warn("--admin-listen %s is a wildcard address and --advertise-admin is not set: the "
+                "other replicas' /v1/stats, /v1/health and /v1/fleet will not include this one's "
+                "proxies",
+                opt->admin_listen);
+    views = (struct cp_views){
+        .stats = stats, .spend = spend, .policies = ps, .feedback = feedback, .peers = peers};
+    fleet = (struct cp_fleet){.disc = disc, .peers = peers};
+    if (cp_views_register(admin, &views) < 0 || cp_fleet_register(admin, &fleet) < 0 ||
         cp_admin_add_route(admin, "/v1/feedback", cp_feedback_on_admin, feedback) < 0)
         goto out;
     experiments = cp_experiments_new(ps, feedback, stats, store, base);
@@ -266,6 +314,7 @@ out:
     free(err);
     /* Order: no new admin requests, no more streams, no more watch callbacks, then state. */
     cp_admin_free(admin);
+    cp_peers_free(peers);     /* withdraws the registration; waits for requests to peers */
     cp_learner_free(learner); /* resigns the leadership; before the state it reads */
     cp_experiments_free(experiments);
     cp_pricing_free(pricing); /* before the policies and the store it pushes to */
@@ -301,6 +350,7 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, 'v'},
         {"pricing", required_argument, NULL, 'p'},
         {"pricing-refresh", required_argument, NULL, 'r'},
+        {"advertise-admin", required_argument, NULL, 'A'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -352,6 +402,17 @@ int main(int argc, char **argv)
                 return 2;
             }
             opt.pricing_refresh_s = (unsigned)n;
+            break;
+        case 'A':
+            if ((strncmp(optarg, "http://", 7) != 0 && strncmp(optarg, "https://", 8) != 0) ||
+                strlen(optarg) > 256 || strchr(optarg, '?') || strchr(optarg, ' ')) {
+                fprintf(stderr,
+                        "switchyard-control: --advertise-admin %s: expected an http:// or "
+                        "https:// URL (at most 256 bytes, no query)\n",
+                        optarg);
+                return 2;
+            }
+            opt.advertise_admin = optarg;
             break;
         case 'v':
             if (sy_log_parse_level(optarg, &level) < 0) {

@@ -41,6 +41,9 @@ typedef void (*cp_store_watch_fn)(void *arg, const char *key, const char *value,
 
 struct cp_store_ops {
     const char *name; /* "file" or "etcd" */
+    /* Whether several control planes can use the store at once (etcd), or only the one
+     * process holding it (the file store's directory lock). */
+    bool shared;
     /* Reads one key. 0 with *out (caller frees with cp_kv_free), -ENOENT, or -errno. */
     int (*get)(struct cp_store *s, const char *key, struct cp_kv **out);
     /* Reads every key starting with <prefix>, sorted by key. *out is an array of *n

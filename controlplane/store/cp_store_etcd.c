@@ -1143,6 +1143,7 @@ static void es_free(struct cp_store *base)
 
 static const struct cp_store_ops etcd_ops = {
     .name = "etcd",
+    .shared = true,
     .get = es_get,
     .range = es_range,
     .put = es_put,

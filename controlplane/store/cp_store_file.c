@@ -725,6 +725,7 @@ static void fs_free(struct cp_store *base)
 
 static const struct cp_store_ops file_ops = {
     .name = "file",
+    .shared = false,
     .get = fs_get,
     .range = fs_range,
     .put = fs_put,

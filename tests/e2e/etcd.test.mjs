@@ -63,7 +63,14 @@ test('both replicas use etcd; a push through one reaches the proxy of the other'
     const f2 = await cp2.waitFleet((f) => f.active_version === 1 && nodeOf(f, 'etcd-b')?.acked_version === 1,
                                    'etcd-b acked 1');
     assert.equal(f2.control_plane, 'cp-2');
-    assert.equal(nodeOf(f2, 'etcd-a'), undefined, 'a replica lists its own proxies');
+    assert.equal(nodeOf(f2, 'etcd-b').control_plane, 'cp-2');
+    // The fleet view covers every replica's proxies once each replica has found the other
+    // (tests/e2e/replicas.test.mjs); scope=replica lists a replica's own.
+    const both = await cp2.waitFleet((f) => nodeOf(f, 'etcd-a')?.control_plane === 'cp-1',
+                                     'etcd-a through cp-1');
+    assert.equal(nodeOf(both, 'etcd-a').acked_version, 1);
+    const own = (await cp2.api('/v1/fleet?scope=replica')).json;
+    assert.deepEqual(own.proxies.map((p) => p.node_id), ['etcd-b']);
     const l2 = await cp2.policies();
     assert.equal(l2.active, 1);
     assert.equal(l2.versions[0].note, 'via cp-1');

@@ -1,0 +1,170 @@
+/* controlplane/cp_fleet.c - GET /v1/fleet over every replica. See cp_fleet.h. */
+#include "cp_fleet.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cJSON.h>
+
+#include "cp_admin.h"
+#include "cp_discovery.h"
+#include "cp_peers.h"
+#include "cp_reply.h"
+#include "sy_http.h"
+#include "sy_util.h"
+
+struct fleet_query {
+    struct cp_fleet *f;
+    struct sy_http_req *req; /* NULL once the client left */
+};
+
+static void on_abort(struct sy_http_req *req, void *arg)
+{
+    (void)req;
+    ((struct fleet_query *)arg)->req = NULL;
+}
+
+/* Labels each proxy of a replica's fleet document with the replica. */
+static void label(cJSON *doc)
+{
+    const char *replica =
+        cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "control_plane"));
+    cJSON *p;
+
+    if (!replica)
+        return;
+    cJSON_ArrayForEach(p, cJSON_GetObjectItemCaseSensitive(doc, "proxies"))
+    {
+        if (cJSON_IsObject(p) && !cJSON_GetObjectItemCaseSensitive(p, "control_plane"))
+            cJSON_AddStringToObject(p, "control_plane", replica);
+    }
+}
+
+static double num(const cJSON *o, const char *name)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, name));
+}
+
+/* Whether proxy entry <a> says more than <b> about the same node: connected wins, then the
+ * most recently seen (a proxy that moved is remembered for a while by its old replica). */
+static bool newer(const cJSON *a, const cJSON *b)
+{
+    bool ca = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(a, "connected"));
+    bool cb = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(b, "connected"));
+
+    if (ca != cb)
+        return ca;
+    return num(a, "last_seen_unix_ms") > num(b, "last_seen_unix_ms");
+}
+
+/* Moves the proxies of <doc> into <into>'s list, one entry per node. False when <doc> is
+ * not a fleet document. */
+static bool merge(cJSON *into, cJSON *doc)
+{
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(into, "proxies");
+    cJSON *theirs = cJSON_GetObjectItemCaseSensitive(doc, "proxies");
+
+    if (!cJSON_IsArray(theirs))
+        return false;
+    while (cJSON_GetArraySize(theirs) > 0) {
+        cJSON *p = cJSON_DetachItemFromArray(theirs, 0), *q;
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "node_id"));
+        int i = 0, at = -1;
+
+        if (!cJSON_IsObject(p) || !id) {
+            cJSON_Delete(p);
+            continue;
+        }
+        cJSON_ArrayForEach(q, list)
+        {
+            const char *qid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "node_id"));
+            if (qid && strcmp(qid, id) == 0) {
+                at = i;
+                break;
+            }
+            i++;
+        }
+        if (at < 0)
+            cJSON_AddItemToArray(list, p);
+        else if (newer(p, q))
+            cJSON_ReplaceItemInArray(list, at, p);
+        else
+            cJSON_Delete(p);
+    }
+    return true;
+}
+
+static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
+{
+    struct fleet_query *q = arg;
+    const char **why = sy_xcalloc(n + 1, sizeof(*why));
+    char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
+    cJSON *root;
+
+    if (!q->req)
+        goto out;
+    root = cp_discovery_fleet_json(q->f->disc);
+    label(root);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *doc;
+        why[i] = cp_peers_failure(&replies[i], &bufs[i]);
+        if (why[i])
+            continue;
+        doc = cJSON_ParseWithLength(replies[i].body, replies[i].len);
+        label(doc);
+        if (!doc || !merge(root, doc))
+            why[i] = "the answer is not a fleet document";
+        cJSON_Delete(doc);
+    }
+    cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->f->peers, replies, why, n));
+    cp_reply_json(q->req, 200, root);
+out:
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(why);
+    free(q);
+}
+
+static void handle(struct sy_http_req *req, const char *rest, void *arg)
+{
+    char scope[16] = "fleet";
+    struct cp_fleet *f = arg;
+    struct fleet_query *q;
+    cJSON *root;
+
+    if (rest[0]) {
+        cp_reply_error(req, 404, "not_found", "unknown path %.200s", sy_http_req_path(req));
+        return;
+    }
+    if (sy_http_req_method(req) != SY_HTTP_GET) {
+        cp_reply_error(req, 405, "method_not_allowed", "use GET on /v1/fleet");
+        return;
+    }
+    cp_query_param(sy_http_req_query(req), "scope", scope, sizeof(scope));
+    if (strcmp(scope, "fleet") != 0 && strcmp(scope, "replica") != 0) {
+        cp_reply_error(req, 400, "invalid_scope", "scope \"%.40s\" is not one of: fleet, replica",
+                       scope);
+        return;
+    }
+    if (strcmp(scope, "fleet") == 0 && f->peers) {
+        q = sy_xcalloc(1, sizeof(*q));
+        *q = (struct fleet_query){.f = f, .req = req};
+        sy_http_req_on_abort(req, on_abort, q);
+        if (cp_peers_get(f->peers, "/v1/fleet?scope=replica", on_peers, q))
+            return;
+        sy_http_req_on_abort(req, NULL, NULL);
+        free(q);
+    }
+    root = cp_discovery_fleet_json(f->disc);
+    label(root);
+    if (f->peers && strcmp(scope, "fleet") == 0)
+        cJSON_AddItemToObject(root, "replicas", cp_peers_summary(f->peers, NULL, NULL, 0));
+    cp_reply_json(req, 200, root);
+}
+
+int cp_fleet_register(struct cp_admin *a, struct cp_fleet *f)
+{
+    return cp_admin_add_route(a, "/v1/fleet", handle, f);
+}
