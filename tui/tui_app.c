@@ -219,6 +219,9 @@ static void status_line(const struct tui_app *a, const struct tui_model *m, size
                       a->paused ? "paused" : "retrying");
     else if (error)
         tui_line_putf(l, TUI_S_BAD, "%s, %s", error, a->paused ? "paused" : "retrying");
+    else if ((mask & TUI_SRC_BIT(TUI_SRC_STATS)) && m->stats && m->stats->unreachable)
+        tui_line_putf(l, TUI_S_WARN, "partial: replica %s; its proxies are missing",
+                      m->stats->unreachable);
     else if (updated > 0) {
         char b[TUI_NUM_MAX];
         const char *when = tui_fmt_utc(b, sizeof(b), updated); /* the time part only */

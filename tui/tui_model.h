@@ -58,6 +58,9 @@ struct tui_stats {
     struct tui_traffic totals;
     struct tui_traffic *providers, *models, *routes, *tenants;
     size_t n_providers, n_models, n_routes, n_tenants;
+    /* Control-plane replicas that did not answer (their proxies are missing from the
+     * numbers): "cp-2 (connection refused), ...", or NULL. */
+    char *unreachable;
 };
 
 struct tui_spend_model {

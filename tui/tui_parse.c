@@ -280,6 +280,7 @@ void tui_stats_free(struct tui_stats *s)
     if (!s)
         return;
     free(s->window);
+    free(s->unreachable);
     traffic_cleanup(&s->totals);
     for (size_t i = 0; i < s->n_providers; i++)
         traffic_cleanup(&s->providers[i]);
@@ -294,6 +295,31 @@ void tui_stats_free(struct tui_stats *s)
     free(s->routes);
     free(s->tenants);
     free(s);
+}
+
+/* "cp-2 (connection refused), cp-3 (HTTP 404)" from replicas.unreachable, or NULL. An older
+ * control plane sends no replicas member; odd entries are skipped. */
+static char *unreachable_replicas(const cJSON *root)
+{
+    const cJSON *list = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(root, "replicas"), "unreachable");
+    const cJSON *e;
+    char *text = NULL;
+
+    cJSON_ArrayForEach(e, list)
+    {
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "id"));
+        const char *why = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(e, "error"));
+        char *next;
+
+        if (!id)
+            continue;
+        next = sy_xasprintf("%s%s%s (%s)", text ? text : "", text ? ", " : "", id,
+                            why ? why : "no answer");
+        free(text);
+        text = next;
+    }
+    return text;
 }
 
 int tui_parse_stats(const char *body, size_t len, struct tui_stats **out, char **errmsg)
@@ -327,6 +353,7 @@ int tui_parse_stats(const char *body, size_t len, struct tui_stats **out, char *
         parse_traffic_rows(root, "routes", &s->routes, &s->n_routes, errmsg) < 0 ||
         parse_traffic_rows(root, "tenants", &s->tenants, &s->n_tenants, errmsg) < 0)
         goto out_delete_root;
+    s->unreachable = unreachable_replicas(root);
     cJSON_Delete(root);
     *out = s;
     return 0;

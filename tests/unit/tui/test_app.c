@@ -235,6 +235,21 @@ static void test_status_line(void **state)
     free(t);
     tui_lines_cleanup(&ls);
 
+    /* A replica that did not answer: the numbers are partial, and the status line says so. */
+    {
+        static const char partial[] =
+            "{\"window\":\"1m\",\"totals\":{\"requests\":5},\"replicas\":{\"answered\":"
+            "[\"cp-1\"],\"unreachable\":[{\"id\":\"cp-2\",\"url\":\"http://10.0.0.2:9090\","
+            "\"error\":\"Connection refused\"}]}}";
+        tui_model_apply(&m, TUI_SRC_STATS, "1m", NULL, 200, partial, strlen(partial), TEST_NOW_MS);
+        t = frame(&a, &m, 100, 30, &ls);
+        assert_contains(ls.v[29].text,
+                        "partial: replica cp-2 (Connection refused); its proxies are missing");
+        assert_int_equal(tui_line_style_at(&ls.v[29], 0), TUI_S_WARN);
+        free(t);
+        tui_lines_cleanup(&ls);
+    }
+
     /* A failing source of another view does not show here. */
     a.view = TUI_VIEW_POLICIES;
     t = frame(&a, &m, 100, 30, &ls);

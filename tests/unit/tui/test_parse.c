@@ -68,6 +68,27 @@ static void test_stats_minimal(void **state)
     assert_true(isnan(s->totals.latency.p50));
     assert_int_equal(s->n_models, 0);
     assert_null(s->models);
+    assert_null(s->unreachable);
+    tui_stats_free(s);
+}
+
+/* replicas.unreachable: the replicas whose proxies the numbers lack. */
+static void test_stats_unreachable_replicas(void **state)
+{
+    static const char all[] = "{\"totals\":{},\"replicas\":{\"answered\":[\"a\",\"b\"],"
+                              "\"unreachable\":[]}}";
+    static const char two[] =
+        "{\"totals\":{},\"replicas\":{\"answered\":[\"a\"],\"unreachable\":["
+        "{\"id\":\"b\",\"error\":\"Connection refused\"},{\"id\":\"c\"},{\"error\":\"x\"},7]}}";
+    struct tui_stats *s;
+    char *err = NULL;
+
+    (void)state;
+    assert_int_equal(tui_parse_stats(all, strlen(all), &s, &err), 0);
+    assert_null(s->unreachable);
+    tui_stats_free(s);
+    assert_int_equal(tui_parse_stats(two, strlen(two), &s, &err), 0);
+    assert_string_equal(s->unreachable, "b (Connection refused), c (no answer)");
     tui_stats_free(s);
 }
 
@@ -316,6 +337,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_stats_minimal),
+        cmocka_unit_test(test_stats_unreachable_replicas),
         cmocka_unit_test(test_stats_errors),
         cmocka_unit_test(test_stats_clean_and_cap),
         cmocka_unit_test(test_spend),
