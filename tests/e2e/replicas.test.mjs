@@ -2,9 +2,12 @@
 // replicas on one etcd, each with its own proxy; /v1/stats, /v1/health and /v1/fleet on
 // either replica count both proxies' traffic exactly (scope=replica: its own only); a
 // replica killed with SIGKILL is named as unreachable without holding the answer up, and
-// drops out when its lease runs out; a replica stopped with SIGTERM drops out at once.
+// drops out when its lease runs out; a replica stopped with SIGTERM drops out at once; a
+// peer that accepts and never answers costs at most the 1.5 s cap, and a replica stopped
+// while it waits for one exits cleanly.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { newCluster, basePolicy, waitFor, fetchT, SLOW } from './lib/cluster.mjs';
 
 const T = { timeout: 90000 * SLOW };
@@ -171,6 +174,65 @@ test('two replicas on etcd: stats, health and fleet cover both replicas\' proxie
             return r.answered.length === 1 && r.unreachable.length === 0;
         }, { timeoutMs: 3500, intervalMs: 100, what: 'cp-3 to withdraw on SIGTERM' });
     });
+});
+
+const b64 = (s) => Buffer.from(s).toString('base64');
+
+// Writes <key> = <value> straight into etcd (v3 JSON gateway), outside any lease.
+async function etcdPut(etcd, key, value) {
+    const r = await fetchT(`${etcd.url}/v3/kv/put`, {
+        method: 'POST',
+        body: JSON.stringify({ key: b64(key), value: b64(value) }),
+    }, 5000);
+    assert.equal(r.status, 200, await r.text());
+}
+
+// The full etcd key of a replica's registration, as the control plane wrote it.
+async function registrationKey(etcd, id) {
+    const r = await fetchT(`${etcd.url}/v3/kv/range`, {
+        method: 'POST',
+        body: JSON.stringify({ key: b64('\0'), range_end: b64('\0'), keys_only: true }),
+    }, 5000);
+    const keys = ((await r.json()).kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
+    const k = keys.find((x) => x.endsWith(`replicas/${id}`));
+    assert.ok(k, `registration of ${id} in ${keys.join(' ')}`);
+    return k;
+}
+
+test('a peer that never answers costs at most the cap; stopping while waiting is clean', T, async () => {
+    const c = newCluster();
+    clusters.push(c);
+    // Accepts connections and reads, never answers.
+    const silent = net.createServer((sock) => sock.on('error', () => {}));
+    await new Promise((res) => silent.listen(0, '127.0.0.1', res));
+    try {
+        await c.guard(async () => {
+            const etcd = await c.etcd();
+            const cp = await c.control({ id: 'cp-w', store: `etcd:${etcd.url}`, prefix: '/sy-silent' });
+            await waitFor(async () => (await stats(cp)).replicas.answered.includes('cp-w'),
+                { timeoutMs: 5000 * SLOW, what: 'cp-w up' });
+            const key = (await registrationKey(etcd, 'cp-w')).replace(/cp-w$/, 'silent');
+            await etcdPut(etcd, key, `http://127.0.0.1:${silent.address().port}`);
+            const st = await waitFor(async () => {
+                const s = await stats(cp);
+                return s.replicas.unreachable.length ? s : null;
+            }, { timeoutMs: 10000 * SLOW, what: 'the silent peer to be asked' });
+            assert.equal(st.replicas.unreachable[0].id, 'silent');
+            assert.match(st.replicas.unreachable[0].error, /timed? ?out/i);
+            const t0 = Date.now();
+            const h = await cp.api('/v1/health');
+            const took = Date.now() - t0;
+            assert.equal(h.status, 200);
+            assert.ok(took >= 1000 && took < 4000 * SLOW, `/v1/health took ${took} ms`);
+            // SIGTERM while a request waits on the silent peer: it exits 0 (no leak, no crash).
+            const pending = cp.api('/v1/fleet').catch((e) => e);
+            await new Promise((res) => setTimeout(res, 200));
+            await cp.stop();
+            await pending;
+        });
+    } finally {
+        silent.close();
+    }
 });
 
 test('a single replica on the file store answers alone, with no registry', T, async () => {
