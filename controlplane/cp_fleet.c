@@ -9,6 +9,7 @@
 
 #include "cp_admin.h"
 #include "cp_discovery.h"
+#include "cp_map.h"
 #include "cp_peers.h"
 #include "cp_reply.h"
 #include "sy_http.h"
@@ -58,41 +59,50 @@ static bool newer(const cJSON *a, const cJSON *b)
     return num(a, "last_seen_unix_ms") > num(b, "last_seen_unix_ms");
 }
 
-/* Moves the proxies of <doc> into <into>'s list, one entry per node. False when <doc> is
- * not a fleet document. */
-static bool merge(cJSON *into, cJSON *doc)
+#define MAX_PROXIES 100000 /* per replica's document */
+
+/* Indexes the proxies of <list> by node id (values: the entries, borrowed). */
+static void index_list(struct cp_map *idx, cJSON *list)
 {
-    cJSON *list = cJSON_GetObjectItemCaseSensitive(into, "proxies");
-    cJSON *theirs = cJSON_GetObjectItemCaseSensitive(doc, "proxies");
+    cJSON *p;
 
-    if (!cJSON_IsArray(theirs))
-        return false;
-    while (cJSON_GetArraySize(theirs) > 0) {
-        cJSON *p = cJSON_DetachItemFromArray(theirs, 0), *q;
+    cJSON_ArrayForEach(p, list)
+    {
         const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "node_id"));
-        int i = 0, at = -1;
+        if (id && !cp_map_get(idx, id))
+            cp_map_put(idx, id, p);
+    }
+}
 
-        if (!cJSON_IsObject(p) || !id) {
+/* Moves the proxies of <doc> into <list> (indexed by <idx>), one entry per node. NULL, or
+ * why <doc> cannot be used. */
+static const char *merge(cJSON *list, struct cp_map *idx, cJSON *doc)
+{
+    cJSON *theirs = cJSON_GetObjectItemCaseSensitive(doc, "proxies");
+    size_t n = 0;
+
+    if (!cJSON_IsArray(theirs) || !cJSON_IsArray(list))
+        return "the answer is not a fleet document";
+    while (theirs->child) {
+        cJSON *p = cJSON_DetachItemViaPointer(theirs, theirs->child), *q;
+        const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(p, "node_id"));
+
+        if (!cJSON_IsObject(p) || !id || ++n > MAX_PROXIES) {
             cJSON_Delete(p);
             continue;
         }
-        cJSON_ArrayForEach(q, list)
-        {
-            const char *qid = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(q, "node_id"));
-            if (qid && strcmp(qid, id) == 0) {
-                at = i;
-                break;
-            }
-            i++;
-        }
-        if (at < 0)
+        q = cp_map_get(idx, id);
+        if (!q) {
             cJSON_AddItemToArray(list, p);
-        else if (newer(p, q))
-            cJSON_ReplaceItemInArray(list, at, p);
-        else
+            cp_map_put(idx, id, p);
+        } else if (newer(p, q)) {
+            cJSON_ReplaceItemViaPointer(list, q, p); /* frees q */
+            idx->vals[cp_map_index(idx, id)] = p;
+        } else {
             cJSON_Delete(p);
+        }
     }
-    return true;
+    return NULL;
 }
 
 static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
@@ -100,23 +110,35 @@ static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
     struct fleet_query *q = arg;
     const char **why = sy_xcalloc(n + 1, sizeof(*why));
     char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
-    cJSON *root;
+    struct cp_map idx = {0};
+    cJSON *root, *list;
 
     if (!q->req)
         goto out;
     root = cp_discovery_fleet_json(q->f->disc);
     label(root);
+    list = cJSON_GetObjectItemCaseSensitive(root, "proxies");
+    index_list(&idx, list);
     for (size_t i = 0; i < n; i++) {
         cJSON *doc;
+        const char *from;
+
         why[i] = cp_peers_failure(&replies[i], &bufs[i]);
         if (why[i])
             continue;
         doc = cJSON_ParseWithLength(replies[i].body, replies[i].len);
-        label(doc);
-        if (!doc || !merge(root, doc))
+        from = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(doc, "control_plane"));
+        if (!doc || !from)
             why[i] = "the answer is not a fleet document";
+        else if (strcmp(from, replies[i].id) != 0)
+            why[i] = "the answer comes from another replica (a stale registration)";
+        else {
+            label(doc);
+            why[i] = merge(list, &idx, doc);
+        }
         cJSON_Delete(doc);
     }
+    cp_map_clear(&idx, NULL);
     cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->f->peers, replies, why, n));
     cp_reply_json(q->req, 200, root);
 out:
@@ -159,8 +181,13 @@ static void handle(struct sy_http_req *req, const char *rest, void *arg)
     }
     root = cp_discovery_fleet_json(f->disc);
     label(root);
-    if (f->peers && strcmp(scope, "fleet") == 0)
-        cJSON_AddItemToObject(root, "replicas", cp_peers_summary(f->peers, NULL, NULL, 0));
+    if (f->peers) /* peers known here were not asked: too many fan-outs in flight */
+        cJSON_AddItemToObject(
+            root, "replicas",
+            cp_peers_summary_local(f->peers, strcmp(scope, "fleet") == 0
+                                                 ? "not asked: too many requests to the other "
+                                                   "replicas are in flight"
+                                                 : NULL));
     cp_reply_json(req, 200, root);
 }
 

@@ -30,16 +30,22 @@ static void rehash(struct cp_map *m, size_t n_slots)
     }
 }
 
-void *cp_map_get(const struct cp_map *m, const char *key)
+size_t cp_map_index(const struct cp_map *m, const char *key)
 {
     if (!m->n_slots)
-        return NULL;
+        return SIZE_MAX;
     for (size_t i = (size_t)hash_str(key) & (m->n_slots - 1); m->slots[i] != SIZE_MAX;
          i = (i + 1) & (m->n_slots - 1)) {
         if (strcmp(m->keys[m->slots[i]], key) == 0)
-            return m->vals[m->slots[i]];
+            return m->slots[i];
     }
-    return NULL;
+    return SIZE_MAX;
+}
+
+void *cp_map_get(const struct cp_map *m, const char *key)
+{
+    size_t k = cp_map_index(m, key);
+    return k == SIZE_MAX ? NULL : m->vals[k];
 }
 
 void cp_map_put(struct cp_map *m, const char *key, void *val)

@@ -17,6 +17,9 @@ struct cp_map {
 /* The value stored under <key>, or NULL. */
 void *cp_map_get(const struct cp_map *m, const char *key);
 
+/* The index of <key> in keys[]/vals[], or SIZE_MAX. */
+size_t cp_map_index(const struct cp_map *m, const char *key);
+
 /* Stores <val> under a copy of <key>, which must not be present yet. */
 void cp_map_put(struct cp_map *m, const char *key, void *val);
 

@@ -20,7 +20,8 @@
 
 #define ROUND_MS 1000
 #define MAX_PEERS 64
-#define MAX_BODY (8u * 1024 * 1024)
+#define MAX_BODY (4u * 1024 * 1024)
+#define MAX_JOBS 8 /* fan-outs in flight; more answer from this replica alone */
 
 struct peer {
     char *id, *url;
@@ -52,6 +53,7 @@ struct cp_peers {
     struct peer *peers;
     size_t n_peers;
     struct job *jobs; /* in flight; main thread */
+    size_t n_jobs;
 };
 
 static void peers_clear(struct peer *v, size_t n)
@@ -186,6 +188,25 @@ cJSON *cp_peers_summary(const struct cp_peers *p, const struct cp_peer_reply *re
     return o;
 }
 
+cJSON *cp_peers_summary_local(struct cp_peers *p, const char *why)
+{
+    cJSON *o = cJSON_CreateObject();
+    cJSON *bad;
+
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(o, "answered"), cJSON_CreateString(p->id));
+    bad = cJSON_AddArrayToObject(o, "unreachable");
+    pthread_mutex_lock(&p->lock);
+    for (size_t i = 0; why && i < p->n_peers; i++) {
+        cJSON *e = cJSON_CreateObject();
+        cJSON_AddStringToObject(e, "id", p->peers[i].id);
+        cJSON_AddStringToObject(e, "url", p->peers[i].url);
+        cJSON_AddStringToObject(e, "error", why);
+        cJSON_AddItemToArray(bad, e);
+    }
+    pthread_mutex_unlock(&p->lock);
+    return o;
+}
+
 const char *cp_peers_failure(const struct cp_peer_reply *r, char **buf)
 {
     *buf = NULL;
@@ -235,6 +256,7 @@ static void *fetch_all(void *arg)
         curl_easy_setopt(f[i].h, CURLOPT_NOSIGNAL, 1L);
         curl_easy_setopt(f[i].h, CURLOPT_CONNECTTIMEOUT_MS, (long)CP_PEERS_TIMEOUT_MS / 3);
         curl_easy_setopt(f[i].h, CURLOPT_TIMEOUT_MS, (long)CP_PEERS_TIMEOUT_MS);
+        curl_easy_setopt(f[i].h, CURLOPT_MAXFILESIZE, (long)MAX_BODY);
         curl_easy_setopt(f[i].h, CURLOPT_WRITEFUNCTION, on_body);
         curl_easy_setopt(f[i].h, CURLOPT_WRITEDATA, f[i].r);
         curl_easy_setopt(f[i].h, CURLOPT_ERRORBUFFER, f[i].errbuf);
@@ -287,8 +309,10 @@ static void job_finish(struct job *j)
         pthread_join(j->thread, NULL);
     while (*pp && *pp != j)
         pp = &(*pp)->next;
-    if (*pp)
+    if (*pp) {
         *pp = j->next;
+        j->owner->n_jobs--;
+    }
     j->done(j->arg, j->replies, j->n);
     for (size_t i = 0; i < j->n; i++) {
         free(j->replies[i].id);
@@ -314,7 +338,7 @@ bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, v
     struct job *j;
 
     pthread_mutex_lock(&p->lock);
-    if (p->n_peers == 0) {
+    if (p->n_peers == 0 || p->n_jobs >= MAX_JOBS) {
         pthread_mutex_unlock(&p->lock);
         return false;
     }
@@ -331,6 +355,8 @@ bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, v
     j->done = done;
     j->arg = arg;
     j->ev = event_new(p->base, -1, 0, on_fetched, j);
+    if (!j->ev)
+        abort(); /* as sy_xmalloc does when memory runs out */
     if (pthread_create(&j->thread, NULL, fetch_all, j) != 0) {
         /* No thread: every peer is reported unreachable, on the loop like an answer. */
         for (size_t i = 0; i < j->n; i++)
@@ -341,22 +367,30 @@ bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, v
     }
     j->next = p->jobs;
     p->jobs = j;
+    p->n_jobs++;
     return true;
+}
+
+void cp_peers_withdraw(struct cp_peers *p)
+{
+    if (!p || !p->started)
+        return;
+    pthread_mutex_lock(&p->lock);
+    atomic_store(&p->stopping, true);
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    pthread_join(p->thread, NULL);
+    p->started = false;
+    /* Even when the last round did not confirm it: a lost answer may have renewed it. */
+    if (p->url[0])
+        cp_store_resign(p->store, p->key); /* peers stop asking at once */
 }
 
 void cp_peers_free(struct cp_peers *p)
 {
     if (!p)
         return;
-    if (p->started) {
-        pthread_mutex_lock(&p->lock);
-        atomic_store(&p->stopping, true);
-        pthread_cond_signal(&p->cond);
-        pthread_mutex_unlock(&p->lock);
-        pthread_join(p->thread, NULL);
-        if (p->registered)
-            cp_store_resign(p->store, p->key); /* peers stop asking at once */
-    }
+    cp_peers_withdraw(p);
     while (p->jobs)
         job_finish(p->jobs);
     peers_clear(p->peers, p->n_peers);

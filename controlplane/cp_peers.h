@@ -37,8 +37,12 @@ struct cp_peers *cp_peers_new(struct event_base *base, struct cp_store *store, c
 /* Starts the registry thread (nothing on a store that is not shared). 0 or -errno. */
 int cp_peers_start(struct cp_peers *p);
 
-/* Withdraws the registration, waits for the requests in flight (their callbacks run with
- * what they got) and frees. Accepts NULL. Main thread, after the admin server is freed. */
+/* Stops the registry and withdraws the registration at once (peers stop asking). Main
+ * thread, before the admin server stops answering. Accepts NULL. */
+void cp_peers_withdraw(struct cp_peers *p);
+
+/* Withdraws the registration (if still there), waits for the requests in flight (their callbacks
+ * run with what they got) and frees. Accepts NULL. Main thread, after the admin server is freed. */
 void cp_peers_free(struct cp_peers *p);
 
 /* One peer's answer. status 0: no HTTP answer (then error says why). */
@@ -55,7 +59,8 @@ struct cp_peer_reply {
 typedef void (*cp_peers_done_fn)(void *arg, const struct cp_peer_reply *replies, size_t n);
 
 /* Asks every known peer for GET <path> ("/v1/stats/export?window=1m") in parallel. Returns
- * false when there is no peer (<done> is not called: answer from this replica alone). */
+ * false when there is no peer, or when 8 fan-outs are in flight already
+ * (<done> is not called: answer from this replica alone, with cp_peers_summary_local). */
 bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, void *arg);
 
 /* The "replicas" member of a merged answer: {"answered":[ids], "unreachable":[{"id",
@@ -63,6 +68,10 @@ bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, v
  * replica counts as answered. Caller owns the result. */
 struct cJSON *cp_peers_summary(const struct cp_peers *p, const struct cp_peer_reply *replies,
                                const char *const *why, size_t n);
+
+/* The "replicas" member of an answer that did not ask the peers: each known peer is listed
+ * as unreachable with <why>, or none when <why> is NULL (there are none). */
+struct cJSON *cp_peers_summary_local(struct cp_peers *p, const char *why);
 
 /* Why <r> cannot be used as an answer (no answer, or not a 200), or NULL. Heap string in
  * *buf (caller frees) when not NULL. */

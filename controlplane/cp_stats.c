@@ -356,6 +356,25 @@ void cp_stats_free(struct cp_stats *st)
     free(st);
 }
 
+/* A proxy's state from its latest report, heard at <at_ms>. Lock held. */
+static void node_update(struct node *n, const Switchyard__V1__TelemetryReport *rep, int64_t at_ms)
+{
+    n->last_ms = at_ms;
+    n->in_flight = rep->in_flight;
+    snprintf(n->policy_version, sizeof(n->policy_version), "%s", rep->policy_version);
+    n->coalesced = rep->coalesced_intervals;
+    n->overflow = rep->stats_overflow;
+    node_targets_free(n);
+    n->targets = sy_xcalloc(rep->n_targets ? rep->n_targets : 1, sizeof(*n->targets));
+    for (size_t i = 0; i < rep->n_targets; i++) {
+        n->targets[i].provider = sy_xstrdup(rep->targets[i]->provider);
+        n->targets[i].model = sy_xstrdup(rep->targets[i]->model);
+        n->targets[i].state = sy_xstrdup(rep->targets[i]->state);
+        n->targets[i].latency_ewma_us = rep->targets[i]->latency_ewma_us;
+    }
+    n->n_targets = rep->n_targets;
+}
+
 static struct node *node_get(struct cp_stats *st, const char *id)
 {
     struct node *n = cp_map_get(&st->nodes, id);
@@ -373,7 +392,6 @@ void cp_stats_apply(struct cp_stats *st, const Switchyard__V1__TelemetryReport *
     int64_t sec = end / 1000;
     const char *node_id = rep->node && rep->node->id ? rep->node->id : "";
     struct slot *s;
-    struct node *n;
     char key[1024];
 
     pthread_mutex_lock(&st->lock);
@@ -410,21 +428,7 @@ void cp_stats_apply(struct cp_stats *st, const Switchyard__V1__TelemetryReport *
         pthread_mutex_unlock(&st->lock);
         return;
     }
-    n = node_get(st, node_id);
-    n->last_ms = now_ms;
-    n->in_flight = rep->in_flight;
-    snprintf(n->policy_version, sizeof(n->policy_version), "%s", rep->policy_version);
-    n->coalesced = rep->coalesced_intervals;
-    n->overflow = rep->stats_overflow;
-    node_targets_free(n);
-    n->targets = sy_xcalloc(rep->n_targets ? rep->n_targets : 1, sizeof(*n->targets));
-    for (size_t i = 0; i < rep->n_targets; i++) {
-        n->targets[i].provider = sy_xstrdup(rep->targets[i]->provider);
-        n->targets[i].model = sy_xstrdup(rep->targets[i]->model);
-        n->targets[i].state = sy_xstrdup(rep->targets[i]->state);
-        n->targets[i].latency_ewma_us = rep->targets[i]->latency_ewma_us;
-    }
-    n->n_targets = rep->n_targets;
+    node_update(node_get(st, node_id), rep, now_ms);
     pthread_mutex_unlock(&st->lock);
 }
 
@@ -1061,15 +1065,15 @@ void cp_stats_merge(struct cp_stats *st, const Switchyard__V1__StatsExport *ex, 
 
         if (!r->node || !r->node->id || !r->node->id[0] || r->n_series)
             continue;
+        /* Only the state: placing it in a slot could recycle one still in the window when
+         * the peer's clock runs ahead. */
+        int64_t at = r->end_unix_ms > 0 && r->end_unix_ms < now_ms ? r->end_unix_ms : now_ms;
         pthread_mutex_lock(&st->lock);
         n = cp_map_get(&st->nodes, r->node->id);
         /* A proxy that moved between replicas is known to both: the newest word counts. */
-        if (n && n->last_ms > r->end_unix_ms) {
-            pthread_mutex_unlock(&st->lock);
-            continue;
-        }
+        if (!n || n->last_ms <= at)
+            node_update(node_get(st, r->node->id), r, at);
         pthread_mutex_unlock(&st->lock);
-        cp_stats_apply(st, r, r->end_unix_ms > 0 ? r->end_unix_ms : now_ms);
     }
     for (size_t i = 0; i < ex->n_connected; i++)
         cp_stats_node_connected(st, ex->connected[i], true);

@@ -2,6 +2,7 @@
 #include "cp_views.h"
 
 #include <inttypes.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,14 @@ static bool get_only(struct sy_http_req *req, const char *rest)
 
 /* ---- /v1/stats and /v1/health over every replica (cp_peers.h) ------------------------ */
 
+#define BUSY "not asked: too many requests to the other replicas are in flight"
+
 struct fleet_query {
     struct cp_views *v;
     struct sy_http_req *req; /* NULL once the client left */
     bool health;
     enum cp_window w;
+    int64_t now; /* when asked: every replica's window ends here */
 };
 
 static void on_query_abort(struct sy_http_req *req, void *arg)
@@ -53,16 +57,59 @@ static void on_query_abort(struct sy_http_req *req, void *arg)
     ((struct fleet_query *)arg)->req = NULL;
 }
 
-/* Adds a packed StatsExport into <scratch>; false when it does not unpack. */
-static bool merge_packed(struct cp_stats *scratch, const void *buf, size_t len, int64_t now)
+/* Unpacking a peer's answer may allocate at most this much: a body of a few MiB could
+ * otherwise describe millions of empty messages. */
+#define UNPACK_BUDGET (64u * 1024 * 1024)
+
+struct budget {
+    size_t left;
+};
+
+static void *budget_alloc(void *data, size_t size)
 {
-    Switchyard__V1__StatsExport *ex = switchyard__v1__stats_export__unpack(NULL, len, buf);
+    struct budget *b = data;
+    size_t *p;
+
+    if (size > b->left || size > SIZE_MAX - sizeof(size_t))
+        return NULL;
+    p = malloc(sizeof(size_t) + size);
+    if (!p)
+        return NULL;
+    b->left -= size;
+    *p = size;
+    return p + 1;
+}
+
+static void budget_free(void *data, void *ptr)
+{
+    struct budget *b = data;
+    size_t *p = ptr;
+
+    if (!p)
+        return;
+    b->left += p[-1];
+    free(p - 1);
+}
+
+/* Adds a packed StatsExport from replica <id> into <scratch>. NULL, or why it was not. */
+static const char *merge_packed(struct cp_stats *scratch, const void *buf, size_t len,
+                                const char *id, int64_t now)
+{
+    struct budget b = {.left = UNPACK_BUDGET};
+    ProtobufCAllocator alloc = {.alloc = budget_alloc, .free = budget_free, .allocator_data = &b};
+    Switchyard__V1__StatsExport *ex = switchyard__v1__stats_export__unpack(&alloc, len, buf);
+    const char *why = NULL;
 
     if (!ex)
-        return false;
-    cp_stats_merge(scratch, ex, now);
-    switchyard__v1__stats_export__free_unpacked(ex, NULL);
-    return true;
+        return "the answer is not a StatsExport (or too large to read)";
+    if (strcmp(ex->replica, id) != 0)
+        why = "the answer comes from another replica (a stale registration)";
+    else if (ex->n_slots > 60)
+        why = "the answer has more slots than a window";
+    else
+        cp_stats_merge(scratch, ex, now);
+    switchyard__v1__stats_export__free_unpacked(ex, &alloc);
+    return why;
 }
 
 static cJSON *view_json(struct cp_views *v, struct cp_stats *st, bool health, enum cp_window w,
@@ -79,7 +126,7 @@ static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
     const char **why = sy_xcalloc(n + 1, sizeof(*why));
     char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
     struct cp_stats *scratch;
-    int64_t now = wall_ms();
+    int64_t now = q->now;
     uint8_t *own;
     size_t len;
     cJSON *root;
@@ -88,12 +135,12 @@ static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
         goto out; /* the client left, or the control plane is stopping */
     scratch = cp_stats_new();
     own = cp_stats_export(q->v->stats, q->w, now, cp_peers_self(q->v->peers), &len);
-    merge_packed(scratch, own, len, now);
+    merge_packed(scratch, own, len, cp_peers_self(q->v->peers), now);
     free(own);
     for (size_t i = 0; i < n; i++) {
         why[i] = cp_peers_failure(&replies[i], &bufs[i]);
-        if (!why[i] && !merge_packed(scratch, replies[i].body, replies[i].len, now))
-            why[i] = "the answer is not a StatsExport";
+        if (!why[i])
+            why[i] = merge_packed(scratch, replies[i].body, replies[i].len, replies[i].id, now);
     }
     root = view_json(q->v, scratch, q->health, q->w, now);
     cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->v->peers, replies, why, n));
@@ -123,7 +170,7 @@ static void answer_view(struct cp_views *v, struct sy_http_req *req, bool health
     }
     if (strcmp(scope, "fleet") == 0 && v->peers) {
         q = sy_xcalloc(1, sizeof(*q));
-        *q = (struct fleet_query){.v = v, .req = req, .health = health, .w = w};
+        *q = (struct fleet_query){.v = v, .req = req, .health = health, .w = w, .now = wall_ms()};
         snprintf(path, sizeof(path), "/v1/stats/export?window=%s",
                  health ? "1m" : cp_window_name(w));
         sy_http_req_on_abort(req, on_query_abort, q);
@@ -133,8 +180,10 @@ static void answer_view(struct cp_views *v, struct sy_http_req *req, bool health
         free(q);
     }
     root = view_json(v, v->stats, health, w, wall_ms());
-    if (v->peers)
-        cJSON_AddItemToObject(root, "replicas", cp_peers_summary(v->peers, NULL, NULL, 0));
+    if (v->peers) /* peers known here were not asked: too many fan-outs in flight */
+        cJSON_AddItemToObject(
+            root, "replicas",
+            cp_peers_summary_local(v->peers, strcmp(scope, "fleet") == 0 ? BUSY : NULL));
     cp_reply_json(req, 200, root);
 }
 

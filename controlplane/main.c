@@ -101,9 +101,17 @@ static void advertise_url(const struct cp_options *opt, const char *bound, char 
 
     if (opt->advertise_admin) {
         const char *host = strstr(opt->advertise_admin, "://") + 3;
-        const char *colon = strrchr(host, ':');
-        /* An IPv6 address from the environment (http://$(POD_IP):9090) needs brackets. */
-        if (host[0] != '[' && colon && memchr(host, ':', (size_t)(colon - host)))
+        size_t hl = strcspn(host, "/"); /* the authority */
+        const char *colon = memrchr(host, ':', hl);
+        size_t colons = 0;
+
+        for (size_t i = 0; i < hl; i++)
+            colons += host[i] == ':';
+        /* An IPv6 address from the environment (http://$(POD_IP):9090) needs brackets: an
+         * authority without brackets or user info, with several colons, ending in :PORT. */
+        if (host[0] != '[' && !memchr(host, '@', hl) && colons >= 2 && colon &&
+            (size_t)(colon - host) + 1 < hl &&
+            strspn(colon + 1, "0123456789") == hl - (size_t)(colon - host) - 1)
             snprintf(out, cap, "%.*s[%.*s]%s", (int)(host - opt->advertise_admin),
                      opt->advertise_admin, (int)(colon - host), host, colon);
         else
@@ -313,6 +321,7 @@ static int run(const struct cp_options *opt)
 out:
     free(err);
     /* Order: no new admin requests, no more streams, no more watch callbacks, then state. */
+    cp_peers_withdraw(peers); /* the others stop asking before this one stops answering */
     cp_admin_free(admin);
     cp_peers_free(peers);     /* withdraws the registration; waits for requests to peers */
     cp_learner_free(learner); /* resigns the leadership; before the state it reads */

@@ -3,6 +3,7 @@
 // either replica count both proxies' traffic exactly (scope=replica: its own only); a
 // replica killed with SIGKILL is named as unreachable without holding the answer up, and
 // drops out when its lease runs out; a replica stopped with SIGTERM drops out at once; a
+// stale registration pointing at another replica is refused, not merged twice; a
 // peer that accepts and never answers costs at most the 1.5 s cap, and a replica stopped
 // while it waits for one exits cleanly.
 import { test, after } from 'node:test';
@@ -146,6 +147,20 @@ test('two replicas on etcd: stats, health and fleet cover both replicas\' proxie
         assert.equal((await cp1.api('/v1/stats/export', { method: 'POST', body: {} })).status, 405);
         assert.equal((await cp1.api('/v1/stats/other')).status, 404);
 
+        // A stale registration (another --id, cp-2's URL) is not merged twice.
+        const ghost = (await registrationKey(etcd, 'cp-2')).replace(/cp-2$/, 'ghost');
+        await etcdPut(etcd, ghost, cp2.url);
+        const withGhost = await waitFor(async () => {
+            const st = await stats(cp1);
+            return st.replicas.unreachable.some((u) => u.id === 'ghost') ? st : null;
+        }, { timeoutMs: 10000 * SLOW, what: 'cp-1 to ask the ghost' });
+        assert.match(withGhost.replicas.unreachable[0].error, /another replica/);
+        assert.equal(withGhost.totals.requests, all, 'cp-2 counted once');
+        const fg = (await cp1.api('/v1/fleet')).json;
+        assert.equal(fg.proxies.length, 2);
+        assert.match(fg.replicas.unreachable.find((u) => u.id === 'ghost').error, /another replica/);
+        await etcdDelete(etcd, ghost);
+
         // SIGKILL cp-2: cp-1 still answers at once, naming cp-2 until its lease runs out, and
         // counts only what it can see (rp-2 follows cp-2 alone).
         await cp2.kill9();
@@ -183,6 +198,14 @@ async function etcdPut(etcd, key, value) {
     const r = await fetchT(`${etcd.url}/v3/kv/put`, {
         method: 'POST',
         body: JSON.stringify({ key: b64(key), value: b64(value) }),
+    }, 5000);
+    assert.equal(r.status, 200, await r.text());
+}
+
+async function etcdDelete(etcd, key) {
+    const r = await fetchT(`${etcd.url}/v3/kv/deleterange`, {
+        method: 'POST',
+        body: JSON.stringify({ key: b64(key) }),
     }, 5000);
     assert.equal(r.status, 200, await r.text());
 }

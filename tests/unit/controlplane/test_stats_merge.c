@@ -126,17 +126,24 @@ static Switchyard__V1__TelemetryReport *mk(struct rep *x, const char *node, int6
     return &x->r;
 }
 
-static void merge_from(struct cp_stats *scratch, struct cp_stats *replica, enum cp_window w,
-                       int64_t now)
+/* Exports <replica>'s window at <peer_now> (its clock) and merges it at <now> (ours). */
+static void merge_at(struct cp_stats *scratch, struct cp_stats *replica, enum cp_window w,
+                     int64_t peer_now, int64_t now)
 {
     size_t len;
-    uint8_t *buf = cp_stats_export(replica, w, now, "r", &len);
+    uint8_t *buf = cp_stats_export(replica, w, peer_now, "r", &len);
     Switchyard__V1__StatsExport *ex = switchyard__v1__stats_export__unpack(NULL, len, buf);
 
     assert_non_null(ex);
     cp_stats_merge(scratch, ex, now);
     switchyard__v1__stats_export__free_unpacked(ex, NULL);
     free(buf);
+}
+
+static void merge_from(struct cp_stats *scratch, struct cp_stats *replica, enum cp_window w,
+                       int64_t now)
+{
+    merge_at(scratch, replica, w, now, now);
 }
 
 static void assert_same_json(cJSON *a, cJSON *b)
@@ -234,6 +241,34 @@ static void test_moved_and_stale_proxies(void **state)
     cp_stats_free(scratch);
 }
 
+/* A peer whose clock runs ahead: its proxy's state must not push traffic of the window out
+ * (placing the state in a future slot would recycle a slot still inside the window). */
+static void test_peer_clock_ahead(void **state)
+{
+    struct cp_stats *ra = cp_stats_new(), *rb = cp_stats_new(), *scratch = cp_stats_new();
+    int64_t now = T0 + 3600000;
+    struct rep x;
+    cJSON *j;
+    (void)state;
+
+    cp_stats_apply(ra, mk(&x, "px-a", now - 57000, 1), now - 57000);
+    cp_stats_node_connected(ra, "px-a", true);
+    cp_stats_apply(rb, mk(&x, "px-b", now + 3000, 2), now + 3000);
+    cp_stats_node_connected(rb, "px-b", true);
+    merge_from(scratch, ra, CP_WINDOW_1M, now);
+    merge_at(scratch, rb, CP_WINDOW_1M, now + 3000, now);
+    j = cp_stats_json(scratch, CP_WINDOW_1M, 1, now);
+    /* px-a's 9 requests 57 s ago, and px-b's 9 (its slot folded into the current second). */
+    assert_int_equal(
+        cJSON_GetNumberValue(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "totals"), "requests")),
+        18);
+    assert_int_equal(cJSON_GetNumberValue(cJSON_GetObjectItem(j, "proxies")), 2);
+    cJSON_Delete(j);
+    cp_stats_free(ra);
+    cp_stats_free(rb);
+    cp_stats_free(scratch);
+}
+
 /* What a peer sends can be anything: an export whose slots carry a node is not applied as a
  * slot, and one with an empty node id creates no proxy. */
 static void test_odd_exports(void **state)
@@ -274,6 +309,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_two_replicas_read_as_one),
         cmocka_unit_test(test_moved_and_stale_proxies),
+        cmocka_unit_test(test_peer_clock_ahead),
         cmocka_unit_test(test_odd_exports),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
