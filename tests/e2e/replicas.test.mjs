@@ -210,16 +210,21 @@ async function etcdDelete(etcd, key) {
     assert.equal(r.status, 200, await r.text());
 }
 
-// The full etcd key of a replica's registration, as the control plane wrote it.
+// The full etcd key of a replica's registration, as the control plane wrote it (its first
+// registry round may still be under way).
 async function registrationKey(etcd, id) {
-    const r = await fetchT(`${etcd.url}/v3/kv/range`, {
-        method: 'POST',
-        body: JSON.stringify({ key: b64('\0'), range_end: b64('\0'), keys_only: true }),
-    }, 5000);
-    const keys = ((await r.json()).kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
-    const k = keys.find((x) => x.endsWith(`replicas/${id}`));
-    assert.ok(k, `registration of ${id} in ${keys.join(' ')}`);
-    return k;
+    let keys = [];
+    return waitFor(async () => {
+        const r = await fetchT(`${etcd.url}/v3/kv/range`, {
+            method: 'POST',
+            body: JSON.stringify({ key: b64('\0'), range_end: b64('\0'), keys_only: true }),
+        }, 5000);
+        keys = ((await r.json()).kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString());
+        return keys.find((x) => x.endsWith(`replicas/${id}`)) ?? null;
+    }, { timeoutMs: 10000 * SLOW, what: `the registration of ${id}` })
+        .catch((e) => {
+            throw new Error(`${e.message}; keys: ${keys.join(' ')}`);
+        });
 }
 
 test('a peer that never answers costs at most the cap; stopping while waiting is clean', T, async () => {
@@ -232,8 +237,6 @@ test('a peer that never answers costs at most the cap; stopping while waiting is
         await c.guard(async () => {
             const etcd = await c.etcd();
             const cp = await c.control({ id: 'cp-w', store: `etcd:${etcd.url}`, prefix: '/sy-silent' });
-            await waitFor(async () => (await stats(cp)).replicas.answered.includes('cp-w'),
-                { timeoutMs: 5000 * SLOW, what: 'cp-w up' });
             const key = (await registrationKey(etcd, 'cp-w')).replace(/cp-w$/, 'silent');
             await etcdPut(etcd, key, `http://127.0.0.1:${silent.address().port}`);
             const st = await waitFor(async () => {
