@@ -15,17 +15,6 @@
 #include "sy_http.h"
 #include "sy_util.h"
 
-struct fleet_query {
-    struct cp_fleet *f;
-    struct sy_http_req *req; /* NULL once the client left */
-};
-
-static void on_abort(struct sy_http_req *req, void *arg)
-{
-    (void)req;
-    ((struct fleet_query *)arg)->req = NULL;
-}
-
 /* Labels each proxy of a replica's fleet document with the replica. */
 static void label(cJSON *doc)
 {
@@ -105,25 +94,20 @@ static const char *merge(cJSON *list, struct cp_map *idx, cJSON *doc)
     return NULL;
 }
 
-static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
+/* cp_peers_build_fn: this replica's proxies, and its peers'. */
+static cJSON *build(void *arg, const struct cp_peer_reply *replies, const char **why, size_t n)
 {
-    struct fleet_query *q = arg;
-    const char **why = sy_xcalloc(n + 1, sizeof(*why));
-    char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
+    struct cp_fleet *f = *(struct cp_fleet **)arg;
+    cJSON *root = cp_discovery_fleet_json(f->disc);
+    cJSON *list = cJSON_GetObjectItemCaseSensitive(root, "proxies");
     struct cp_map idx = {0};
-    cJSON *root, *list;
 
-    if (!q->req)
-        goto out;
-    root = cp_discovery_fleet_json(q->f->disc);
     label(root);
-    list = cJSON_GetObjectItemCaseSensitive(root, "proxies");
     index_list(&idx, list);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; replies && i < n; i++) {
         cJSON *doc;
         const char *from;
 
-        why[i] = cp_peers_failure(&replies[i], &bufs[i]);
         if (why[i])
             continue;
         doc = cJSON_ParseWithLength(replies[i].body, replies[i].len);
@@ -139,22 +123,12 @@ static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
         cJSON_Delete(doc);
     }
     cp_map_clear(&idx, NULL);
-    cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->f->peers, replies, why, n));
-    cp_reply_json(q->req, 200, root);
-out:
-    for (size_t i = 0; i < n; i++)
-        free(bufs[i]);
-    free(bufs);
-    free(why);
-    free(q);
+    return root;
 }
 
 static void handle(struct sy_http_req *req, const char *rest, void *arg)
 {
-    char scope[16] = "fleet";
     struct cp_fleet *f = arg;
-    struct fleet_query *q;
-    cJSON *root;
 
     if (rest[0]) {
         cp_reply_error(req, 404, "not_found", "unknown path %.200s", sy_http_req_path(req));
@@ -164,31 +138,7 @@ static void handle(struct sy_http_req *req, const char *rest, void *arg)
         cp_reply_error(req, 405, "method_not_allowed", "use GET on /v1/fleet");
         return;
     }
-    cp_query_param(sy_http_req_query(req), "scope", scope, sizeof(scope));
-    if (strcmp(scope, "fleet") != 0 && strcmp(scope, "replica") != 0) {
-        cp_reply_error(req, 400, "invalid_scope", "scope \"%.40s\" is not one of: fleet, replica",
-                       scope);
-        return;
-    }
-    if (strcmp(scope, "fleet") == 0 && f->peers) {
-        q = sy_xcalloc(1, sizeof(*q));
-        *q = (struct fleet_query){.f = f, .req = req};
-        sy_http_req_on_abort(req, on_abort, q);
-        if (cp_peers_get(f->peers, "/v1/fleet?scope=replica", on_peers, q))
-            return;
-        sy_http_req_on_abort(req, NULL, NULL);
-        free(q);
-    }
-    root = cp_discovery_fleet_json(f->disc);
-    label(root);
-    if (f->peers) /* peers known here were not asked: too many fan-outs in flight */
-        cJSON_AddItemToObject(
-            root, "replicas",
-            cp_peers_summary_local(f->peers, strcmp(scope, "fleet") == 0
-                                                 ? "not asked: too many requests to the other "
-                                                   "replicas are in flight"
-                                                 : NULL));
-    cp_reply_json(req, 200, root);
+    cp_peers_answer(f->peers, req, "/v1/fleet?scope=replica", build, &f, sizeof(f));
 }
 
 int cp_fleet_register(struct cp_admin *a, struct cp_fleet *f)

@@ -14,7 +14,9 @@
 #include <cJSON.h>
 #include <curl/curl.h>
 
+#include "cp_reply.h"
 #include "cp_store.h"
+#include "sy_http.h"
 #include "sy_log.h"
 #include "sy_util.h"
 
@@ -27,7 +29,10 @@ struct peer {
     char *id, *url;
 };
 
-/* One cp_peers_get: its thread, what it asked and got, and its way back to the main loop. */
+/* Called on the main loop with every peer's reply; they are freed after it returns. */
+typedef void (*done_fn)(void *arg, const struct cp_peer_reply *replies, size_t n);
+
+/* One peers_get: its thread, what it asked and got, and its way back to the main loop. */
 struct job {
     struct cp_peers *owner;
     struct job *next;
@@ -37,7 +42,7 @@ struct job {
     char *path;
     struct cp_peer_reply *replies;
     size_t n;
-    cp_peers_done_fn done;
+    done_fn done;
     void *arg;
 };
 
@@ -165,8 +170,8 @@ const char *cp_peers_self(const struct cp_peers *p)
     return p->id;
 }
 
-cJSON *cp_peers_summary(const struct cp_peers *p, const struct cp_peer_reply *replies,
-                        const char *const *why, size_t n)
+static cJSON *summary(const struct cp_peers *p, const struct cp_peer_reply *replies,
+                      const char *const *why, size_t n)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *ok = cJSON_AddArrayToObject(o, "answered");
@@ -188,7 +193,7 @@ cJSON *cp_peers_summary(const struct cp_peers *p, const struct cp_peer_reply *re
     return o;
 }
 
-cJSON *cp_peers_summary_local(struct cp_peers *p, const char *why)
+static cJSON *summary_local(struct cp_peers *p, const char *why)
 {
     cJSON *o = cJSON_CreateObject();
     cJSON *bad;
@@ -207,7 +212,7 @@ cJSON *cp_peers_summary_local(struct cp_peers *p, const char *why)
     return o;
 }
 
-const char *cp_peers_failure(const struct cp_peer_reply *r, char **buf)
+static const char *failure(const struct cp_peer_reply *r, char **buf)
 {
     *buf = NULL;
     if (r->status == 0)
@@ -333,7 +338,7 @@ static void on_fetched(evutil_socket_t fd, short what, void *arg)
     job_finish(arg);
 }
 
-bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, void *arg)
+static bool peers_get(struct cp_peers *p, const char *path, done_fn done, void *arg)
 {
     struct job *j;
 
@@ -399,4 +404,74 @@ void cp_peers_free(struct cp_peers *p)
     free(p->id);
     free(p->url);
     free(p);
+}
+
+/* ---- answers to admin requests -------------------------------------------------------- */
+
+#define BUSY "not asked: too many requests to the other replicas are in flight"
+
+struct answer {
+    struct cp_peers *p;
+    struct sy_http_req *req; /* NULL once the client left */
+    cp_peers_build_fn build;
+    void *ctx;
+};
+
+static void answer_abort(struct sy_http_req *req, void *arg)
+{
+    (void)req;
+    ((struct answer *)arg)->req = NULL;
+}
+
+static void answer_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
+{
+    struct answer *a = arg;
+    const char **why = sy_xcalloc(n + 1, sizeof(*why));
+    char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
+    cJSON *root;
+
+    if (a->req) { /* else the client left, or the control plane is stopping */
+        for (size_t i = 0; i < n; i++)
+            why[i] = failure(&replies[i], &bufs[i]);
+        root = a->build(a->ctx, replies, why, n);
+        cJSON_AddItemToObject(root, "replicas", summary(a->p, replies, why, n));
+        cp_reply_json(a->req, 200, root);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(bufs[i]);
+    free(bufs);
+    free(why);
+    free(a->ctx);
+    free(a);
+}
+
+void cp_peers_answer(struct cp_peers *p, struct sy_http_req *req, const char *path,
+                     cp_peers_build_fn build, const void *ctx, size_t ctx_len)
+{
+    char scope[16] = "fleet";
+    bool fleet;
+    cJSON *root;
+
+    cp_query_param(sy_http_req_query(req), "scope", scope, sizeof(scope));
+    fleet = strcmp(scope, "fleet") == 0;
+    if (!fleet && strcmp(scope, "replica") != 0) {
+        cp_reply_error(req, 400, "invalid_scope", "scope \"%.40s\" is not one of: fleet, replica",
+                       scope);
+        return;
+    }
+    if (fleet && p) {
+        struct answer *a = sy_xcalloc(1, sizeof(*a));
+        *a = (struct answer){.p = p, .req = req, .build = build, .ctx = sy_xmalloc(ctx_len)};
+        memcpy(a->ctx, ctx, ctx_len);
+        sy_http_req_on_abort(req, answer_abort, a);
+        if (peers_get(p, path, answer_peers, a))
+            return;
+        sy_http_req_on_abort(req, NULL, NULL);
+        free(a->ctx);
+        free(a);
+    }
+    root = build((void *)ctx, NULL, NULL, 0);
+    if (p) /* the peers known here were not asked: too many fan-outs in flight */
+        cJSON_AddItemToObject(root, "replicas", summary_local(p, fleet ? BUSY : NULL));
+    cp_reply_json(req, 200, root);
 }

@@ -5,11 +5,11 @@
  * "replicas/<id>", tied to a lease (the store's campaign op with a key of their own): a
  * replica that dies drops out within CP_PEERS_TTL_S. A replica answering /v1/stats,
  * /v1/health or /v1/fleet asks its peers in parallel and merges their answers with its own
- * (cp_views, cp_admin); a peer that does not answer within CP_PEERS_TIMEOUT_MS is named in
- * the answer instead of holding it up. On a store only one process can use (the file
- * store) there are no peers and nothing is registered.
+ * (cp_views, cp_fleet, through cp_peers_answer); a peer that does not answer within
+ * CP_PEERS_TIMEOUT_MS is named in the answer instead of holding it up. On a store only one process
+ * can use (the file store) there are no peers and nothing is registered.
  *
- * Threads: a registry thread (one store round a second); each cp_peers_get runs its
+ * Threads: a registry thread (one store round a second); each fan-out runs its
  * requests on a thread of its own and calls back on the main loop. Everything else: main
  * thread.
  */
@@ -27,6 +27,7 @@
 
 struct cJSON;
 struct cp_peers;
+struct sy_http_req;
 struct cp_store;
 
 /* <admin_url> ("http://HOST:PORT") is what peers use to reach this replica; NULL or "" to
@@ -54,28 +55,21 @@ struct cp_peer_reply {
     char *error;
 };
 
-/* Called on the main loop with every peer's reply (n may be 0 when the last peer left
- * meanwhile); the replies are freed after it returns. */
-typedef void (*cp_peers_done_fn)(void *arg, const struct cp_peer_reply *replies, size_t n);
+/* Builds the document of an answer: from this replica alone when <replies> is NULL, else
+ * merged with replies[0..n). why[i] is set for a reply that cannot be used (no answer, not
+ * a 200); the builder sets it for one it cannot use either (a static string). */
+typedef struct cJSON *(*cp_peers_build_fn)(void *ctx, const struct cp_peer_reply *replies,
+                                           const char **why, size_t n);
 
-/* Asks every known peer for GET <path> ("/v1/stats/export?window=1m") in parallel. Returns
- * false when there is no peer, or when 8 fan-outs are in flight already
- * (<done> is not called: answer from this replica alone, with cp_peers_summary_local). */
-bool cp_peers_get(struct cp_peers *p, const char *path, cp_peers_done_fn done, void *arg);
-
-/* The "replicas" member of a merged answer: {"answered":[ids], "unreachable":[{"id",
- * "url","error"}]}. <why>[i] is NULL when replies[i] was used, else why it was not; this
- * replica counts as answered. Caller owns the result. */
-struct cJSON *cp_peers_summary(const struct cp_peers *p, const struct cp_peer_reply *replies,
-                               const char *const *why, size_t n);
-
-/* The "replicas" member of an answer that did not ask the peers: each known peer is listed
- * as unreachable with <why>, or none when <why> is NULL (there are none). */
-struct cJSON *cp_peers_summary_local(struct cp_peers *p, const char *why);
-
-/* Why <r> cannot be used as an answer (no answer, or not a 200), or NULL. Heap string in
- * *buf (caller frees) when not NULL. */
-const char *cp_peers_failure(const struct cp_peer_reply *r, char **buf);
+/* Answers the GET <req> with <build>'s document and its "replicas" member
+ * ({"answered":[ids], "unreachable":[{"id","url","error"}]}). With ?scope=fleet (the
+ * default) every peer is asked for GET <path> in parallel first and <build> runs on the main
+ * loop once all answered or failed (never if the client left meanwhile); ?scope=replica, no
+ * peers, or 8 fan-outs in flight already: this replica alone (then its known peers are
+ * listed as not asked). Another scope is 400 invalid_scope. <ctx> (<ctx_len> bytes) is
+ * copied. <p> may be NULL: this replica alone, without a "replicas" member. */
+void cp_peers_answer(struct cp_peers *p, struct sy_http_req *req, const char *path,
+                     cp_peers_build_fn build, const void *ctx, size_t ctx_len);
 
 /* This replica's id. */
 const char *cp_peers_self(const struct cp_peers *p);

@@ -41,22 +41,6 @@ static bool get_only(struct sy_http_req *req, const char *rest)
 
 /* ---- /v1/stats and /v1/health over every replica (cp_peers.h) ------------------------ */
 
-#define BUSY "not asked: too many requests to the other replicas are in flight"
-
-struct fleet_query {
-    struct cp_views *v;
-    struct sy_http_req *req; /* NULL once the client left */
-    bool health;
-    enum cp_window w;
-    int64_t now; /* when asked: every replica's window ends here */
-};
-
-static void on_query_abort(struct sy_http_req *req, void *arg)
-{
-    (void)req;
-    ((struct fleet_query *)arg)->req = NULL;
-}
-
 /* Unpacking a peer's answer may allocate at most this much: a body of a few MiB could
  * otherwise describe millions of empty messages. */
 #define UNPACK_BUDGET (64u * 1024 * 1024)
@@ -119,72 +103,48 @@ static cJSON *view_json(struct cp_views *v, struct cp_stats *st, bool health, en
                   : cp_stats_json(st, w, cp_policies_active_version(v->policies), now);
 }
 
-/* Every peer answered or failed: this replica's window and theirs, merged. */
-static void on_peers(void *arg, const struct cp_peer_reply *replies, size_t n)
+struct view_ctx {
+    struct cp_views *v;
+    bool health;
+    enum cp_window w;
+    int64_t now; /* when asked: every replica's window ends here */
+};
+
+/* cp_peers_build_fn: this replica's window alone, or merged with its peers' exports. */
+static cJSON *build_view(void *arg, const struct cp_peer_reply *replies, const char **why, size_t n)
 {
-    struct fleet_query *q = arg;
-    const char **why = sy_xcalloc(n + 1, sizeof(*why));
-    char **bufs = sy_xcalloc(n + 1, sizeof(*bufs));
+    const struct view_ctx *c = arg;
+    const char *self;
     struct cp_stats *scratch;
-    int64_t now = q->now;
     uint8_t *own;
     size_t len;
     cJSON *root;
 
-    if (!q->req)
-        goto out; /* the client left, or the control plane is stopping */
+    if (!replies)
+        return view_json(c->v, c->v->stats, c->health, c->w, c->now);
+    self = cp_peers_self(c->v->peers); /* replies come only with peers */
     scratch = cp_stats_new();
-    own = cp_stats_export(q->v->stats, q->w, now, cp_peers_self(q->v->peers), &len);
-    merge_packed(scratch, own, len, cp_peers_self(q->v->peers), now);
+    own = cp_stats_export(c->v->stats, c->w, c->now, self, &len);
+    merge_packed(scratch, own, len, self, c->now);
     free(own);
     for (size_t i = 0; i < n; i++) {
-        why[i] = cp_peers_failure(&replies[i], &bufs[i]);
         if (!why[i])
-            why[i] = merge_packed(scratch, replies[i].body, replies[i].len, replies[i].id, now);
+            why[i] = merge_packed(scratch, replies[i].body, replies[i].len, replies[i].id, c->now);
     }
-    root = view_json(q->v, scratch, q->health, q->w, now);
-    cJSON_AddItemToObject(root, "replicas", cp_peers_summary(q->v->peers, replies, why, n));
+    root = view_json(c->v, scratch, c->health, c->w, c->now);
     cp_stats_free(scratch);
-    cp_reply_json(q->req, 200, root);
-out:
-    for (size_t i = 0; i < n; i++)
-        free(bufs[i]);
-    free(bufs);
-    free(why);
-    free(q);
+    return root;
 }
 
 /* Answers /v1/stats or /v1/health: for the fleet (every replica's proxies) unless
  * scope=replica asks for this replica's own. */
 static void answer_view(struct cp_views *v, struct sy_http_req *req, bool health, enum cp_window w)
 {
-    char scope[16] = "fleet", path[64];
-    struct fleet_query *q;
-    cJSON *root;
+    struct view_ctx c = {.v = v, .health = health, .w = w, .now = wall_ms()};
+    char path[64];
 
-    cp_query_param(sy_http_req_query(req), "scope", scope, sizeof(scope));
-    if (strcmp(scope, "fleet") != 0 && strcmp(scope, "replica") != 0) {
-        cp_reply_error(req, 400, "invalid_scope", "scope \"%.40s\" is not one of: fleet, replica",
-                       scope);
-        return;
-    }
-    if (strcmp(scope, "fleet") == 0 && v->peers) {
-        q = sy_xcalloc(1, sizeof(*q));
-        *q = (struct fleet_query){.v = v, .req = req, .health = health, .w = w, .now = wall_ms()};
-        snprintf(path, sizeof(path), "/v1/stats/export?window=%s",
-                 health ? "1m" : cp_window_name(w));
-        sy_http_req_on_abort(req, on_query_abort, q);
-        if (cp_peers_get(v->peers, path, on_peers, q))
-            return;
-        sy_http_req_on_abort(req, NULL, NULL);
-        free(q);
-    }
-    root = view_json(v, v->stats, health, w, wall_ms());
-    if (v->peers) /* peers known here were not asked: too many fan-outs in flight */
-        cJSON_AddItemToObject(
-            root, "replicas",
-            cp_peers_summary_local(v->peers, strcmp(scope, "fleet") == 0 ? BUSY : NULL));
-    cp_reply_json(req, 200, root);
+    snprintf(path, sizeof(path), "/v1/stats/export?window=%s", health ? "1m" : cp_window_name(w));
+    cp_peers_answer(v->peers, req, path, build_view, &c, sizeof(c));
 }
 
 /* GET /v1/stats/export: this replica's window, for its peers to merge. */
